@@ -1,0 +1,93 @@
+"""PyTorch on the CPU (oneDNN/MKL) and on CUDA GPUs (cuBLAS, cuDNN), timed with CUDA events on GPUs."""
+
+from __future__ import annotations
+
+import itertools
+
+from gpubench.backends.base import Backend, DeviceInfo
+from gpubench.errors import require
+
+TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+class CudaEventTimer:
+    """Times a loop of calls between two CUDA events on the current stream."""
+
+    name = "cuda_event"
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def __call__(self, fn, number):
+        torch = self.torch
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        it = itertools.repeat(None, number)
+        start.record()
+        for _ in it:
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+
+class TorchBackend(Backend):
+    """PyTorch tensors on ``cpu`` or ``cuda:N``."""
+
+    name = "torch"
+    device_kinds = ("cpu", "cuda")
+    extra = "torch"
+    ops_package = "gpubench.backends.torch_backend"
+    description = "PyTorch (CPU and CUDA)"
+
+    def load(self):
+        self.torch = require("torch", "torch", self.extra)
+
+    def devices(self):
+        from gpubench.envinfo import cpu_model
+
+        torch = self.torch
+        out = [DeviceInfo("cpu", cpu_model(), "cpu", dtypes=TORCH_DTYPES,
+                          details={"threads": torch.get_num_threads()})]
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                out.append(DeviceInfo(f"cuda:{i}", p.name, "cuda", memory_bytes=p.total_memory,
+                                      dtypes=TORCH_DTYPES,
+                                      details={"capability": f"{p.major}.{p.minor}",
+                                               "sm_count": p.multi_processor_count}))
+        return out
+
+
+    def torch_dtype(self, dtype: str):
+        """The torch dtype for a gpubench dtype name."""
+        return getattr(self.torch, dtype)
+
+    def to_device(self, array, device, dtype: str):
+        """Copy a host array onto ``device`` as ``dtype`` (exact: host values are representable)."""
+        t = self.torch.from_numpy(array).to(device.id)
+        return t.to(self.torch_dtype(dtype)).contiguous()
+
+    def timer(self, device):
+        """CUDA events on a GPU; a host clock on the CPU."""
+        from gpubench.harness import HostTimer
+
+        if device.kind == "cuda":
+            return CudaEventTimer(self.torch)
+        return HostTimer()
+
+    def to_host(self, tensor):
+        """Synchronize and return a float64 NumPy copy."""
+        return tensor.detach().to("cpu", self.torch.float64).numpy()
+
+    def environment(self):
+        torch = self.torch
+        env = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+               "mkldnn": bool(torch.backends.mkldnn.is_available())}
+        if torch.cuda.is_available():
+            env.update({
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+            })
+        return env

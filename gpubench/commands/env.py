@@ -1,0 +1,53 @@
+"""``gpubench env``: the environment a run would record."""
+
+from __future__ import annotations
+
+HELP = "print the machine and software environment (CPU, GPU, drivers, libraries, BLAS)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--backend", action="append", metavar="NAME",
+                   help="also ask these backends for their facts (default: all; 'none' for host only)")
+
+
+def run(args) -> int:
+    import json
+
+    from gpubench.backends import backend_names
+    from gpubench.commands import split_csv
+    from gpubench.envinfo import capture_host
+    from gpubench.errors import UsageError
+    from gpubench.worker import backend_environment
+
+    env = capture_host()
+    wanted = split_csv(args.backend) or tuple(backend_names())
+    if wanted != ("none",):
+        for b in wanted:
+            if b not in backend_names():
+                raise UsageError(f"unknown backend {b!r} (known: {', '.join(backend_names())})")
+        env["backends"] = {b: backend_environment(b) for b in wanted}
+    if args.json:
+        print(json.dumps(env, indent=2, default=str))
+        return 0
+    cpu = env["cpu"]
+    print(f"CPU       {cpu['model']} ({cpu['physical_cores']} cores, {cpu['logical_cores']} threads)")
+    print(f"ISA       {' '.join(cpu['isa']) or '-'}")
+    print(f"memory    {env['memory_bytes'] / 2**30:.1f} GiB")
+    print(f"OS        {env['os']}   Python {env['python']}")
+    for lib in env["blas"]:
+        print(f"BLAS      {lib.get('internal_api')} {lib.get('version', '')} threads={lib.get('num_threads')} "
+              f"kernel={lib.get('architecture', '-')}")
+    for gpu in env["gpus"]:
+        print(f"GPU       {gpu['name']} {gpu['memory']} driver {gpu['driver']}")
+    if not env["gpus"]:
+        print("GPU       none found (no nvidia-smi or no driver)")
+    print("libraries " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items()))
+    for name, b in env.get("backends", {}).items():
+        if not b.get("available"):
+            print(f"{name:<9} unavailable: {b.get('reason')}")
+            continue
+        facts = {k: v for k, v in b.items() if k not in ("available", "devices", "blas")}
+        devs = ", ".join(f"{d['id']} ({d['name']})" for d in b.get("devices", []))
+        print(f"{name:<9} {devs}  " + " ".join(f"{k}={v}" for k, v in facts.items()))
+    return 0

@@ -1,0 +1,72 @@
+"""``gpubench run``: expand a suite, run it through worker processes, store every case."""
+
+from __future__ import annotations
+
+import sys
+
+from gpubench.commands import add_store_argument, split_csv
+
+HELP = "run a benchmark suite and store its results"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--suite", required=True, help="built-in suite name (matmul, saxpy, ...) or path to a .toml file")
+    p.add_argument("--backend", action="append", metavar="NAME", help="only these backends (repeat or comma-separate)")
+    p.add_argument("--device", action="append", metavar="DEV", help="only these devices: cpu, cuda, cuda:1, opencl:0:0")
+    p.add_argument("--dtype", action="append", metavar="DTYPE", help="only these dtypes: float64, float32, float16, bfloat16")
+    p.add_argument("--quick", action="store_true", help="small sizes and a short time budget (seconds per suite)")
+    p.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default 600)")
+    p.add_argument("--budget", type=float, metavar="S", help="sampling time budget per case in seconds")
+    p.add_argument("--target", type=float, metavar="FRAC",
+                   help="stop when the median's 95%% CI is within ±FRAC (default 0.01)")
+    p.add_argument("--label", default="", help="a label for this run (shown in reports)")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and exit without running")
+    add_store_argument(p)
+
+
+def run(args) -> int:
+    import dataclasses
+    import shlex
+
+    from gpubench.envinfo import capture_host
+    from gpubench.errors import UsageError
+    from gpubench.harness import QUICK, HarnessSettings
+    from gpubench.progress import Progress
+    from gpubench.runner import DEFAULT_TIMEOUT_S, Runner
+    from gpubench.store import ResultStore
+    from gpubench.spec import Filters, expand, load_suite
+
+    suite = load_suite(args.suite)
+    filters = Filters(split_csv(args.backend), split_csv(args.device), split_csv(args.dtype))
+    specs = expand(suite, filters, quick=args.quick)
+    settings = QUICK if args.quick else HarnessSettings()
+    for name, value in (("timeout", args.timeout), ("budget", args.budget), ("target", args.target)):
+        if value is not None and not value > 0:
+            raise UsageError(f"--{name} must be a positive number, got {value}")
+    if args.budget is not None:
+        settings = dataclasses.replace(settings, budget_s=args.budget)
+    if args.target is not None:
+        settings = dataclasses.replace(settings, target_rel_ci=args.target)
+    timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
+    if args.dry_run:
+        for spec in specs:
+            print(spec.label())
+        print(f"{len(specs)} cases", file=sys.stderr)
+        return 0
+
+    with ResultStore(args.store) as store:
+        progress = Progress(sys.stderr)
+        runner = Runner(store, settings, timeout, progress=progress.update)
+        command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        try:
+            run_id, _ = runner.run(specs, suite=suite.name, baseline=suite.baseline, label=args.label,
+                                   command=command, environment=capture_host())
+        except KeyboardInterrupt:
+            progress.finish()
+            print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.path})", file=sys.stderr)
+            return 130
+        progress.finish()
+        from gpubench.commands.show import print_run
+
+        print_run(store, run_id)
+    return 0

@@ -1,0 +1,40 @@
+"""``gpubench show``: a run as a terminal table."""
+
+from __future__ import annotations
+
+from gpubench.commands import add_store_argument
+
+HELP = "show a stored run as a table (default: the latest)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run", nargs="?", default=None, help="run id, latest or latest~N (default: latest)")
+    add_store_argument(p)
+
+
+def print_run(store, run_ref) -> None:
+    """Print a run's header, its results table and a status count."""
+    from collections import Counter
+
+    from gpubench.export import result_rows
+    from gpubench.tables import results_table
+
+    run = store.run(run_ref)
+    results = store.results(run.id)
+    rows = result_rows(run, results)
+    cpu = run.environment.get("cpu", {}).get("model", "?")
+    print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
+          + (f"  label {run.label}" if run.label else ""))
+    print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size)")
+    if rows:
+        print(results_table(rows))
+    counts = Counter(r.status for r in results)
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no results")
+
+
+def run(args) -> int:
+    from gpubench.store import ResultStore
+
+    with ResultStore(args.store, create=False) as store:
+        print_run(store, args.run)
+    return 0

@@ -1,0 +1,1 @@
+"""Data shipped with gpubench (the offline MNIST set)."""

@@ -1,0 +1,166 @@
+"""Environment capture: what machine and software a run measured.
+
+Host facts are read without importing any framework (``/proc``, ``platform``, package
+metadata, ``nvidia-smi``); each backend adds its own facts (CUDA, cuDNN, device names) from
+inside its worker through :meth:`Backend.environment`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+#: Distributions whose versions are recorded when installed.
+PACKAGES = ("gpubench", "numpy", "scipy", "torch", "tensorflow", "tensorflow-cpu", "keras", "cupy-cuda12x",
+            "cupy-cuda13x", "cupy", "pyopencl", "pocl-binary-distribution", "pandas", "plotly",
+            "pytest-benchmark", "threadpoolctl")
+
+#: CPU flags worth showing next to a benchmark (vector width and matrix extensions).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+             "amx_tile", "amx_bf16", "amx_fp16", "asimd", "sve", "sve2")
+
+
+def _cpuinfo() -> dict[str, str]:
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if ":" in line:
+                    key, _, value = line.partition(":")
+                    info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """CPU model name (``platform.processor()`` where ``/proc/cpuinfo`` is absent)."""
+    info = _cpuinfo()
+    return info.get("model name") or info.get("Model") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The interesting ISA flags this CPU reports."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in ISA_FLAGS if f in flags]
+
+
+def physical_cores() -> int | None:
+    """Physical core count from ``/proc/cpuinfo`` (None where unknown)."""
+    cores = set()
+    phys = core = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not line.strip():
+                    if core is not None:
+                        cores.add((phys, core))
+                    phys = core = None
+    except OSError:
+        return None
+    return len(cores) or None
+
+
+def memory_info() -> dict[str, int]:
+    """Total and available host memory in bytes (from ``/proc/meminfo``)."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    out[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    if "MemTotal" not in out:
+        try:
+            out["MemTotal"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            pass
+    return {"total_bytes": out.get("MemTotal", 0), "available_bytes": out.get("MemAvailable", out.get("MemTotal", 0))}
+
+
+def available_memory() -> int:
+    """Bytes of host memory available now (0 where unknown)."""
+    return memory_info()["available_bytes"]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the installed packages gpubench cares about (read from metadata, nothing imported)."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """BLAS/OpenMP libraries loaded by NumPy: vendor, version, threads, kernel (via threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        import numpy  # noqa: F401  (loads its BLAS so threadpoolctl can see it)
+    except ImportError:
+        return []
+    keep = ("internal_api", "version", "num_threads", "architecture", "threading_layer", "prefix")
+    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+
+
+def nvidia_smi() -> list[dict[str, str]]:
+    """GPUs as ``nvidia-smi`` reports them (empty without the tool or a driver)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total,driver_version,pci.bus_id",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            gpus.append(dict(zip(("name", "memory", "driver", "bus_id"), parts)))
+    return gpus
+
+
+def capture_host() -> dict[str, Any]:
+    """Everything about the host that needs no framework import."""
+    mem = memory_info()
+    return {
+        "hostname": platform.node(),
+        "cpu": {
+            "model": cpu_model(),
+            "logical_cores": os.cpu_count(),
+            "physical_cores": physical_cores(),
+            "isa": cpu_flags(),
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        },
+        "memory_bytes": mem["total_bytes"],
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_impl": platform.python_implementation(),
+        "libraries": library_versions(),
+        "blas": blas_info(),
+        "gpus": nvidia_smi(),
+        "env_vars": {k: v for k, v in os.environ.items()
+                     if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                              "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")},
+    }

@@ -1,0 +1,42 @@
+"""Errors with a one-line message for the user, and the missing-dependency helper."""
+
+from __future__ import annotations
+
+
+class GpubenchError(Exception):
+    """An error the CLI reports as one line and exit status ``exit_code``."""
+
+    exit_code = 1
+
+
+class UsageError(GpubenchError):
+    """Bad input (unknown suite, backend, device or dtype; malformed file; bad sizes): exit 2."""
+
+    exit_code = 2
+
+
+class Unavailable(GpubenchError):
+    """A backend, device or dtype that cannot run here; the case is *skipped* with this reason."""
+
+
+class MissingDependency(Unavailable):
+    """A framework that is not installed, naming the extra that installs it (the nvbench habit)."""
+
+    def __init__(self, backend: str, module: str, extra: str):
+        super().__init__(f"{backend}: {module} not installed — pip install 'gpubench[{extra}]'")
+        self.backend = backend
+        self.module = module
+        self.extra = extra
+
+
+def require(backend: str, module: str, extra: str):
+    """Import and return ``module``, or raise :class:`MissingDependency` naming ``extra``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] != module.split(".")[0]:
+            # The framework is there but one of its own dependencies is broken: say so.
+            raise Unavailable(f"{backend}: importing {module} failed: {exc}") from exc
+        raise MissingDependency(backend, module, extra) from exc

@@ -1,0 +1,104 @@
+"""Flat result rows (statistics and speedups derived from raw samples) and JSON/CSV export.
+
+Export JSON schema history (``EXPORT_SCHEMA_VERSION``; documented in ``docs/results-schema.md``):
+
+* 1 — ``{"schema": "gpubench-results", "schema_version": 1, "runs": [...], "results": [...]}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from gpubench.records import CaseResult
+from gpubench.store import RunInfo
+
+EXPORT_SCHEMA_VERSION = 1
+
+#: Columns of one exported case, in order.
+FIELDS = (
+    "run_id", "started_at", "suite", "workload", "backend", "variant", "device", "device_name", "dtype",
+    "params", "status", "error", "samples", "n_samples", "calls_per_sample", "clock", "min_s", "median_s",
+    "mean_s", "stdev_s", "iqr_s", "ci95_low_s", "ci95_high_s", "target_met", "flops", "bytes", "gflops",
+    "gbps", "speedup", "baseline", "rel_error", "tolerance", "spec_hash",
+)
+
+
+def _params_key(result: CaseResult) -> tuple:
+    spec = result.spec
+    return spec.workload, spec.dtype, spec.params
+
+
+def baseline_medians(results: list[CaseResult], baseline: str) -> dict[tuple, float]:
+    """Median time of each correct baseline-backend CPU case, keyed by (workload, dtype, params)."""
+    out: dict[tuple, float] = {}
+    for r in results:
+        if r.spec.backend == baseline and r.spec.device.split(":")[0] == "cpu" and r.status == "ok":
+            key = _params_key(r)
+            if key not in out or r.spec.variant == "default":
+                out[key] = r.median_s
+    return out
+
+
+def speedup(result: CaseResult, base: dict[tuple, float]) -> float | None:
+    """Baseline median over this case's median; None unless both are correct and present."""
+    if result.status != "ok" or not result.median_s:
+        return None
+    ref = base.get(_params_key(result))
+    return ref / result.median_s if ref else None
+
+
+def result_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
+    """One flat dict per case with every field in :data:`FIELDS`."""
+    base = baseline_medians(results, run.baseline)
+    rows = []
+    for r in results:
+        s = r.summary
+        rows.append({
+            "run_id": run.id, "started_at": run.started_at, "suite": run.suite,
+            "workload": r.spec.workload, "backend": r.spec.backend, "variant": r.spec.variant,
+            "device": r.spec.device, "device_name": r.device_name, "dtype": r.spec.dtype,
+            "params": r.spec.param_dict, "status": r.status, "error": r.error,
+            "samples": list(r.samples), "n_samples": len(r.samples), "calls_per_sample": r.number,
+            "clock": r.clock,
+            "min_s": s.min if s else None, "median_s": s.median if s else None,
+            "mean_s": s.mean if s else None, "stdev_s": s.stdev if s else None,
+            "iqr_s": s.iqr if s else None,
+            "ci95_low_s": s.ci95_low if s else None, "ci95_high_s": s.ci95_high if s else None,
+            "target_met": r.target_met, "flops": r.flops, "bytes": r.bytes,
+            "gflops": r.gflops, "gbps": r.gbps, "speedup": speedup(r, base),
+            "baseline": f"{run.baseline}:cpu" if run.baseline else "",
+            "rel_error": r.rel_error, "tolerance": r.tolerance, "spec_hash": r.spec_hash,
+        })
+    return rows
+
+
+def run_header(run: RunInfo) -> dict[str, Any]:
+    """JSON-ready run header with its environment."""
+    return {"run_id": run.id, "started_at": run.started_at, "finished_at": run.finished_at,
+            "status": run.status, "suite": run.suite, "label": run.label, "baseline": run.baseline,
+            "command": run.command, "settings": run.settings, "environment": run.environment}
+
+
+def to_json(runs: list[tuple[RunInfo, list[CaseResult]]]) -> str:
+    """The versioned JSON export document."""
+    doc = {"schema": "gpubench-results", "schema_version": EXPORT_SCHEMA_VERSION,
+           "runs": [run_header(run) for run, _ in runs],
+           "results": [row for run, results in runs for row in result_rows(run, results)]}
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def to_csv(runs: list[tuple[RunInfo, list[CaseResult]]]) -> str:
+    """CSV with one row per case; ``params`` and ``samples`` are JSON-encoded cells."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for run, results in runs:
+        for row in result_rows(run, results):
+            row = dict(row)
+            row["params"] = json.dumps(row["params"], sort_keys=True)
+            row["samples"] = json.dumps(row["samples"])
+            writer.writerow({k: "" if row[k] is None else row[k] for k in FIELDS})
+    return buf.getvalue()

@@ -1,0 +1,258 @@
+"""The shared contract: what was asked (:class:`CaseSpec`) and what was measured (:class:`CaseResult`).
+
+Like ``torch.utils.benchmark``, a record keeps the raw per-call times and derives every
+statistic from them; like ``pyperf``, a record is validated when it is made, so a wrong record
+fails at birth and never reaches the store or a report. This module imports nothing from the
+rest of gpubench except :mod:`gpubench.stats`.
+
+Record format history (``RECORD_VERSION``):
+
+* 1 — first version: spec, status, raw samples, calls per sample, clock, FLOP and byte counts,
+  correctness error and tolerance, free-form ``metrics`` and ``device_name``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpubench.stats import Summary, summarize
+
+RECORD_VERSION = 1
+
+#: Status of a finished case.
+STATUSES = ("ok", "incorrect", "error", "timeout", "skipped")
+
+#: Floating-point dtypes the suite knows about, widest first.
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+#: Clocks a measurement may be taken with.
+CLOCKS = ("perf_counter", "cuda_event", "opencl_event", "fake")
+
+
+class RecordError(ValueError):
+    """A record or spec that violates the contract (raised when it is made)."""
+
+
+def _freeze_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for key in sorted(params):
+        value = params[key]
+        if isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, (int, float, str, bool, tuple, type(None))):
+            raise RecordError(f"parameter {key!r} has unsupported type {type(value).__name__}")
+        out.append((key, value))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case as asked for: which workload, on which backend, device and dtype, with which parameters.
+
+    ``variant`` names an implementation of the workload inside a backend (for example
+    ``cublas`` or ``tiled`` for CuPy matmul); ``"default"`` when a backend has only one.
+    """
+
+    workload: str
+    backend: str
+    device: str
+    dtype: str
+    params: tuple[tuple[str, Any], ...] = ()
+    variant: str = "default"
+    suite: str = ""
+
+    @classmethod
+    def make(
+        cls,
+        workload: str,
+        backend: str,
+        device: str,
+        dtype: str,
+        params: dict[str, Any] | None = None,
+        variant: str = "default",
+        suite: str = "",
+    ) -> CaseSpec:
+        """Build a spec from a plain parameter dict (validated and frozen)."""
+        for name, value in (("workload", workload), ("backend", backend), ("device", device)):
+            if not isinstance(value, str) or not value:
+                raise RecordError(f"case {name} must be a non-empty string, got {value!r}")
+        if dtype not in DTYPES and not dtype.startswith(("uint", "int")):
+            raise RecordError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+        return cls(workload, backend, device, dtype, _freeze_params(params or {}), variant, suite)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """Parameters as a plain dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "suite": self.suite,
+            "workload": self.workload,
+            "backend": self.backend,
+            "device": self.device,
+            "dtype": self.dtype,
+            "variant": self.variant,
+            "params": self.param_dict,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls.make(
+            data["workload"],
+            data["backend"],
+            data["device"],
+            data["dtype"],
+            data.get("params") or {},
+            data.get("variant", "default"),
+            data.get("suite", ""),
+        )
+
+    def match_key(self) -> str:
+        """What makes two cases 'the same benchmark' across runs (suite name excluded)."""
+        d = self.to_dict()
+        d.pop("suite")
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+    def label(self) -> str:
+        """Short human label, e.g. ``matmul torch:cpu float32 m=n=k=1024``."""
+        p = " ".join(f"{k}={v}" for k, v in self.params)
+        variant = "" if self.variant == "default" else f"[{self.variant}]"
+        return f"{self.workload} {self.backend}{variant}:{self.device} {self.dtype} {p}".strip()
+
+
+def spec_hash(spec: CaseSpec, sources: dict[str, str] | None = None) -> str:
+    """Hash of the spec plus the source text of every kernel and workload it runs.
+
+    Two results are comparable only when their hashes agree: a changed kernel source changes
+    the hash, so a run-to-run comparison marks the case *not comparable* instead of calling a
+    different benchmark a regression (the ``asv`` rule).
+    """
+    h = hashlib.sha256(spec.match_key().encode())
+    for name in sorted(sources or {}):
+        h.update(b"\0" + name.encode() + b"\0" + (sources or {})[name].encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What was measured for one :class:`CaseSpec`.
+
+    ``samples`` are per-call times in seconds; each sample timed ``number`` back-to-back calls
+    and was divided by it. All statistics are derived from ``samples``.
+    """
+
+    spec: CaseSpec
+    status: str
+    samples: tuple[float, ...] = ()
+    number: int = 1
+    clock: str = "perf_counter"
+    error: str = ""
+    flops: float | None = None
+    bytes: float | None = None
+    rel_error: float | None = None
+    tolerance: float | None = None
+    target_met: bool | None = None
+    device_name: str = ""
+    spec_hash: str = ""
+    wall_s: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise RecordError(f"unknown status {self.status!r}")
+        if self.clock not in CLOCKS:
+            raise RecordError(f"unknown clock {self.clock!r}")
+        if not isinstance(self.number, int) or self.number < 1:
+            raise RecordError(f"calls per sample must be a positive integer, got {self.number!r}")
+        for s in self.samples:
+            if not (isinstance(s, float) and math.isfinite(s) and s > 0):
+                raise RecordError(f"sample {s!r} is not a positive finite time")
+        if self.status in ("ok", "incorrect") and not self.samples:
+            raise RecordError(f"a case with status {self.status!r} needs samples")
+        if self.status in ("error", "timeout", "skipped") and not self.error:
+            raise RecordError(f"a case with status {self.status!r} needs a reason")
+        if self.status == "incorrect" and self.rel_error is None:
+            raise RecordError("an incorrect case must carry its error")
+        for name in ("flops", "bytes"):
+            v = getattr(self, name)
+            if v is not None and (not math.isfinite(v) or v < 0):
+                raise RecordError(f"{name} must be a non-negative number, got {v!r}")
+
+    @property
+    def summary(self) -> Summary | None:
+        """Statistics of the samples, or None when there are none."""
+        return summarize(list(self.samples)) if self.samples else None
+
+    @property
+    def median_s(self) -> float | None:
+        """Median per-call time in seconds."""
+        s = self.summary
+        return s.median if s else None
+
+    @property
+    def gflops(self) -> float | None:
+        """GFLOP/s at the median time (None without FLOPs or for a non-ok case)."""
+        med = self.median_s
+        if self.status != "ok" or not self.flops or not med:
+            return None
+        return self.flops / med / 1e9
+
+    @property
+    def gbps(self) -> float | None:
+        """GB/s (10⁹ bytes per second) at the median time."""
+        med = self.median_s
+        if self.status != "ok" or not self.bytes or not med:
+            return None
+        return self.bytes / med / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (raw data only; statistics are derived on read)."""
+        return {
+            "record_version": RECORD_VERSION,
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "samples": list(self.samples),
+            "number": self.number,
+            "clock": self.clock,
+            "error": self.error,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "rel_error": self.rel_error,
+            "tolerance": self.tolerance,
+            "target_met": self.target_met,
+            "device_name": self.device_name,
+            "spec_hash": self.spec_hash,
+            "wall_s": self.wall_s,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """Inverse of :meth:`to_dict` (validates)."""
+        version = data.get("record_version", 1)
+        if version > RECORD_VERSION:
+            raise RecordError(f"record version {version} is newer than this gpubench ({RECORD_VERSION})")
+        return cls(
+            spec=CaseSpec.from_dict(data["spec"]),
+            status=data["status"],
+            samples=tuple(float(s) for s in data.get("samples") or ()),
+            number=int(data.get("number", 1)),
+            clock=data.get("clock", "perf_counter"),
+            error=data.get("error") or "",
+            flops=data.get("flops"),
+            bytes=data.get("bytes"),
+            rel_error=data.get("rel_error"),
+            tolerance=data.get("tolerance"),
+            target_met=data.get("target_met"),
+            device_name=data.get("device_name") or "",
+            spec_hash=data.get("spec_hash") or "",
+            wall_s=float(data.get("wall_s") or 0.0),
+            metrics=data.get("metrics") or {},
+        )

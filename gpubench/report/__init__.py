@@ -1,0 +1,1 @@
+"""HTML reports (issue: comparison reports)."""

@@ -1,0 +1,227 @@
+"""Suite files: TOML in, validated frozen :class:`CaseSpec` lists out.
+
+Everything that can be wrong with a suite or a filter is found here, before anything runs or is
+written: unknown workloads, backends, devices, dtypes or parameters, bad sizes, a case that
+cannot fit in memory. Each raises :class:`UsageError` with one line naming the problem.
+
+Format::
+
+    name = "matmul"
+    description = "..."
+    baseline = "numpy"            # backend whose CPU results speedups are computed against
+
+    [[cases]]
+    workload = "matmul"
+    backends = ["numpy", "torch"] # default: every backend that implements the workload
+    devices = ["cpu", "cuda"]     # device kinds or ids; default: every kind the backend drives
+    dtypes = ["float32"]
+    variants = ["default"]        # default: every variant the backend has
+    params = { size = [256, 1024] }   # each value a scalar or a list; the grid is their product
+    quick = { size = [128] }      # parameters overridden by --quick
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpubench.errors import UsageError
+from gpubench.records import DTYPES, CaseSpec, RecordError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENTRY_KEYS = {"workload", "backends", "devices", "dtypes", "variants", "params", "quick"}
+TOP_KEYS = {"name", "description", "baseline", "cases", "timeout_s"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file (not yet expanded)."""
+
+    name: str
+    description: str
+    baseline: str
+    entries: tuple[dict[str, Any], ...]
+    path: Path
+    timeout_s: float | None = None
+
+
+def builtin_suites() -> dict[str, Path]:
+    """Built-in suite name → file."""
+    from importlib.resources import files
+
+    root = Path(str(files("gpubench.suites")))
+    return {p.stem: p for p in sorted(root.glob("*.toml"))}
+
+
+def resolve_suite(name_or_path: str) -> Path:
+    """A built-in suite by name, or a user's suite file by path."""
+    builtins = builtin_suites()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists() or "/" in name_or_path:
+        if not path.is_file():
+            raise UsageError(f"suite file {name_or_path!r} not found")
+        return path
+    raise UsageError(f"unknown suite {name_or_path!r} (built-in: {', '.join(builtins) or 'none'}; or give a .toml path)")
+
+
+def _as_list(value: Any, what: str, where: str) -> list[Any]:
+    if isinstance(value, list):
+        if not value:
+            raise UsageError(f"{where}: {what} must not be empty")
+        return value
+    return [value]
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Parse and check the structure of a suite file."""
+    path = resolve_suite(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path.name}: malformed TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read suite file: {exc}") from exc
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise UsageError(f"{path.name}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(TOP_KEYS))})")
+    entries = data.get("cases")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise UsageError(f"{path.name}: needs at least one [[cases]] table")
+    for i, entry in enumerate(entries):
+        where = f"{path.name}: cases[{i}]"
+        bad = set(entry) - ENTRY_KEYS
+        if bad:
+            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(bad))} (allowed: {', '.join(sorted(ENTRY_KEYS))})")
+        if not isinstance(entry.get("workload"), str):
+            raise UsageError(f"{where}: 'workload' (a string) is required")
+        for key in ("params", "quick"):
+            if key in entry and not isinstance(entry[key], dict):
+                raise UsageError(f"{where}: '{key}' must be a table")
+    name = data.get("name", path.stem)
+    baseline = data.get("baseline", "numpy")
+    timeout = data.get("timeout_s")
+    if not isinstance(name, str) or not isinstance(baseline, str):
+        raise UsageError(f"{path.name}: 'name' and 'baseline' must be strings")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise UsageError(f"{path.name}: 'timeout_s' must be a positive number")
+    return Suite(name, str(data.get("description", "")), baseline, tuple(entries), path,
+                 float(timeout) if timeout is not None else None)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Command-line filters; empty means 'everything'."""
+
+    backends: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ()
+
+
+def _grid(params: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    keys = list(params)
+    values = [_as_list(params[k], f"parameter {k!r}", where) for k in keys]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def _device_matches(device: str, wanted: str) -> bool:
+    """A filter ``cuda`` matches ``cuda`` and ``cuda:1``; ``cuda:1`` matches only itself and ``cuda``."""
+    return device == wanted or device.split(":")[0] == wanted or wanted.split(":")[0] == device
+
+
+def check_filters(filters: Filters) -> None:
+    """Reject unknown backends, device kinds and dtypes named on the command line."""
+    from gpubench.backends import backend_names, get_backend
+
+    known = backend_names()
+    for b in filters.backends:
+        if b not in known:
+            raise UsageError(f"unknown backend {b!r} (known: {', '.join(known)})")
+    kinds = sorted({k for b in known for k in get_backend(b).device_kinds})
+    for d in filters.devices:
+        if d.split(":")[0] not in kinds:
+            raise UsageError(f"unknown device {d!r} (device kinds: {', '.join(kinds)}; e.g. cpu, cuda:0, opencl:0:0)")
+    for t in filters.dtypes:
+        if t not in DTYPES:
+            raise UsageError(f"unknown dtype {t!r} (known: {', '.join(DTYPES)})")
+
+
+def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
+           check_memory: bool = True) -> list[CaseSpec]:
+    """Expand a suite into validated case specs, applying filters; raise :class:`UsageError` on any problem."""
+    from gpubench.backends import backend_names, get_backend
+    from gpubench.envinfo import available_memory
+    from gpubench.workloads import get_workload
+
+    check_filters(filters)
+    known = backend_names()
+    if suite.baseline not in known:
+        raise UsageError(f"{suite.path.name}: baseline backend {suite.baseline!r} is not a known backend")
+    specs: list[CaseSpec] = []
+    seen: set[CaseSpec] = set()
+    mem_avail = available_memory() if check_memory else 0
+    for i, entry in enumerate(suite.entries):
+        where = f"{suite.path.name}: cases[{i}]"
+        workload = get_workload(entry["workload"])
+        backends = _as_list(entry.get("backends", [b for b in known if entry["workload"] in get_backend(b).workloads()]),
+                            "backends", where)
+        dtypes = _as_list(entry.get("dtypes", ["float32"]), "dtypes", where)
+        for t in dtypes:
+            if t not in DTYPES:
+                raise UsageError(f"{where}: unknown dtype {t!r} (known: {', '.join(DTYPES)})")
+        params_table = dict(entry.get("params", {}))
+        if quick and "quick" in entry:
+            params_table.update(entry["quick"])
+        grid = [workload.normalize_params(p) for p in _grid(params_table, where)]
+        for b in backends:
+            if b not in known:
+                raise UsageError(f"{where}: unknown backend {b!r} (known: {', '.join(known)})")
+            if filters.backends and b not in filters.backends:
+                continue
+            backend = get_backend(b)
+            if entry["workload"] not in backend.workloads():
+                raise UsageError(f"{where}: backend {b!r} does not implement workload {entry['workload']!r}")
+            devices = _as_list(entry.get("devices", list(backend.device_kinds)), "devices", where)
+            for d in devices:
+                if not isinstance(d, str) or d.split(":")[0] not in backend.device_kinds:
+                    raise UsageError(f"{where}: backend {b!r} has no device kind {d!r} "
+                                     f"(it drives: {', '.join(backend.device_kinds)})")
+            if filters.devices:
+                # An explicit device id on the command line (cuda:1) replaces the suite's kind (cuda).
+                picked = []
+                for want in filters.devices:
+                    for d in devices:
+                        if _device_matches(d, want):
+                            picked.append(want if ":" in want else d)
+                devices = list(dict.fromkeys(picked))
+            all_variants = backend.variants(entry["workload"])
+            variants = _as_list(entry.get("variants", list(all_variants)), "variants", where)
+            for v in variants:
+                if v not in all_variants:
+                    raise UsageError(f"{where}: backend {b!r} has no variant {v!r} of {entry['workload']} "
+                                     f"(has: {', '.join(all_variants)})")
+            for d, t, v, p in itertools.product(devices, dtypes, variants, grid):
+                if filters.dtypes and t not in filters.dtypes:
+                    continue
+                try:
+                    spec = CaseSpec.make(entry["workload"], b, d, t, p, v, suite.name)
+                except RecordError as exc:
+                    raise UsageError(f"{where}: {exc}") from exc
+                need = workload.memory_bytes(p, t)
+                if check_memory and mem_avail and need > mem_avail:
+                    raise UsageError(f"{where}: {spec.label()} needs about {need / 2**30:.1f} GiB of memory, "
+                                     f"only {mem_avail / 2**30:.1f} GiB available")
+                if spec not in seen:
+                    seen.add(spec)
+                    specs.append(spec)
+    if not specs:
+        raise UsageError(f"no cases left in suite {suite.name!r} after filters")
+    return specs

@@ -1,0 +1,70 @@
+"""Dense matrix multiply ``C = A @ B`` with A: M×K and B: K×N."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpubench.errors import UsageError
+from gpubench.workloads.base import Param, Workload, host_dtype, random_array
+
+
+class MatmulWorkload(Workload):
+    """Square (``size``) or rectangular (``m``, ``n``, ``k``) matrix multiply; 2·M·N·K FLOPs."""
+
+    name = "matmul"
+    unit = "gflops"
+    description = "dense matrix multiply C = A·B"
+    params = {
+        "m": Param(int),
+        "n": Param(int),
+        "k": Param(int),
+        "tf32": Param(bool, minimum=None),
+        "include_transfer": Param(bool, minimum=None),
+    }
+
+    def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        params = dict(params)
+        if "size" in params:
+            size = params.pop("size")
+            for key in ("m", "n", "k"):
+                if key in params:
+                    raise UsageError("matmul: give either size or m/n/k, not both")
+                params[key] = size
+        missing = [key for key in ("m", "n", "k") if key not in params]
+        if missing:
+            raise UsageError(f"matmul: missing parameter {', '.join(missing)} (or give size)")
+        return super().normalize_params(params)
+
+    def make_inputs(self, params, dtype, rng):
+        return {
+            "a": random_array(rng, (params["m"], params["k"]), dtype),
+            "b": random_array(rng, (params["k"], params["n"]), dtype),
+        }
+
+    def reference(self, inputs, params):
+        return inputs["a"].astype(np.float64) @ inputs["b"].astype(np.float64)
+
+    def flops(self, params):
+        return 2.0 * params["m"] * params["n"] * params["k"]
+
+    def bytes_moved(self, params, dtype):
+        m, n, k = params["m"], params["n"], params["k"]
+        itemsize = 2 if dtype == "bfloat16" else host_dtype(dtype).itemsize
+        return float((m * k + k * n + m * n) * itemsize)
+
+    def memory_bytes(self, params, dtype):
+        m, n, k = params["m"], params["n"], params["k"]
+        elems = m * k + k * n + m * n
+        # inputs and output in the host dtype, float64 copies for the reference and the check.
+        return int(elems * host_dtype(dtype).itemsize + 2 * elems * 8)
+
+    def accumulation_length(self, params):
+        return params["k"]
+
+    def describe(self, params):
+        m, n, k = params["m"], params["n"], params["k"]
+        shape = f"{m}³" if m == n == k else f"{m}×{n}×{k}"
+        extra = [key for key in ("tf32", "include_transfer") if params.get(key)]
+        return " ".join([shape, *extra])

@@ -1,0 +1,1 @@
+"""Kernel sources (CUDA under ``cuda/``, OpenCL under ``opencl/``), shipped as ``gpubench.kernels``."""

@@ -1,0 +1,1 @@
+"""Built-in suite files (shipped in the wheel as ``gpubench.suites``)."""

@@ -1,0 +1,42 @@
+"""Shared test fixtures: an isolated store and a CLI runner (in-process and as a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def store_path(tmp_path, monkeypatch) -> Path:
+    """A fresh store path, also exported as GPUBENCH_STORE."""
+    path = tmp_path / "store.sqlite"
+    monkeypatch.setenv("GPUBENCH_STORE", str(path))
+    return path
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``gpubench ARGS`` in-process; returns (exit status, stdout, stderr)."""
+    from gpubench.cli import main
+
+    def run(*args: str):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def run_gpubench(*args: str, env: dict | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run the real console entry point (``python -m gpubench``) as a subprocess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "gpubench", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, **kw)
