@@ -149,6 +149,27 @@ class Backend:
         """Put ``inputs`` on ``device`` and return the ready-to-run operation."""
         return self._ops_module(spec.workload).build(self, spec, params, inputs, device)
 
+    # --- data movement (used by ops, include_transfer and the transfer workload) --------------
+    def upload(self, array: np.ndarray, device: DeviceInfo, dtype: str | None = None) -> Any:
+        """Copy a host array onto ``device`` (converted to gpubench dtype ``dtype`` when given)."""
+        return array.copy() if dtype is None else array.astype(dtype_storage(dtype), copy=True)
+
+    def download(self, handle: Any) -> np.ndarray:
+        """Synchronize and return a device array as a host NumPy array."""
+        return np.asarray(handle).copy()
+
+    def synchronize(self, device: DeviceInfo) -> None:
+        """Wait until all work queued on ``device`` has finished (no-op for synchronous CPU backends)."""
+
+    def timer(self, device: DeviceInfo) -> Timer:
+        """The right clock for ``device``: device events where they exist, else a synchronized host clock."""
+        return HostTimer(lambda: self.synchronize(device))
+
     def environment(self) -> dict[str, Any]:
         """Framework versions and device facts for the run's environment record."""
         return {}
+
+
+def dtype_storage(dtype: str) -> np.dtype:
+    """NumPy storage dtype of a gpubench dtype on the host (bfloat16 values live in float32)."""
+    return np.dtype(np.float32) if dtype == "bfloat16" else np.dtype(dtype)

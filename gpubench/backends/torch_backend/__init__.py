@@ -63,10 +63,24 @@ class TorchBackend(Backend):
         """The torch dtype for a gpubench dtype name."""
         return getattr(self.torch, dtype)
 
-    def to_device(self, array, device, dtype: str):
+    def upload(self, array, device, dtype=None):
         """Copy a host array onto ``device`` as ``dtype`` (exact: host values are representable)."""
         t = self.torch.from_numpy(array).to(device.id)
-        return t.to(self.torch_dtype(dtype)).contiguous()
+        if dtype is not None:
+            t = t.to(self.torch_dtype(dtype))
+        return t.contiguous()
+
+    def download(self, tensor):
+        """Synchronize and return a NumPy copy (float64 for bfloat16, which NumPy lacks)."""
+        t = tensor.detach()
+        if t.dtype == self.torch.bfloat16:
+            t = t.to(self.torch.float64)
+        return t.cpu().numpy().copy()
+
+    def synchronize(self, device):
+        """Wait for the device's queued work (CUDA only)."""
+        if device.kind == "cuda":
+            self.torch.cuda.synchronize(device.id)
 
     def timer(self, device):
         """CUDA events on a GPU; a host clock on the CPU."""
@@ -75,10 +89,6 @@ class TorchBackend(Backend):
         if device.kind == "cuda":
             return CudaEventTimer(self.torch)
         return HostTimer()
-
-    def to_host(self, tensor):
-        """Synchronize and return a float64 NumPy copy."""
-        return tensor.detach().to("cpu", self.torch.float64).numpy()
 
     def environment(self):
         torch = self.torch

@@ -13,8 +13,8 @@ def build(backend, spec, params, inputs, device):
     if device.kind == "cuda":
         torch.cuda.set_device(device.id)
         torch.backends.cuda.matmul.allow_tf32 = bool(params.get("tf32"))
-    a = backend.to_device(inputs["a"], device, spec.dtype)
-    b = backend.to_device(inputs["b"], device, spec.dtype)
+    a = backend.upload(inputs["a"], device, spec.dtype)
+    b = backend.upload(inputs["b"], device, spec.dtype)
     c = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
     return BoundOp(call=functools.partial(torch.matmul, a, b, out=c),
-                   result=lambda: backend.to_host(c), timer=backend.timer(device))
+                   result=lambda: backend.download(c), timer=backend.timer(device))

@@ -7,11 +7,11 @@ from gpubench.backends.base import BoundOp
 
 def build(backend, spec, params, inputs, device):
     """Bind the in-place fused ``y += a·x``."""
-    x = backend.to_device(inputs["x"], device, spec.dtype)
-    y = backend.to_device(inputs["y"], device, spec.dtype)
+    x = backend.upload(inputs["x"], device, spec.dtype)
+    y = backend.upload(inputs["y"], device, spec.dtype)
     a = params["a"]
 
     def call():
         y.add_(x, alpha=a)
 
-    return BoundOp(call=call, result=lambda: backend.to_host(y), timer=backend.timer(device))
+    return BoundOp(call=call, result=lambda: backend.download(y), timer=backend.timer(device))
