@@ -22,8 +22,15 @@ FIELDS = (
     "run_id", "started_at", "suite", "workload", "backend", "variant", "device", "device_name", "dtype",
     "params", "status", "error", "samples", "n_samples", "calls_per_sample", "clock", "min_s", "median_s",
     "mean_s", "stdev_s", "iqr_s", "ci95_low_s", "ci95_high_s", "target_met", "flops", "bytes", "gflops",
-    "gbps", "speedup", "baseline", "rel_error", "tolerance", "spec_hash",
+    "gbps", "speedup", "baseline", "rel_error", "tolerance", "spec_hash", "unit",
 )
+
+
+def workload_unit(name: str) -> str:
+    """The headline unit of a workload (``gflops`` or ``gbps``); ``gflops`` for one this gpubench lacks."""
+    from gpubench.workloads import WORKLOADS, get_workload
+
+    return get_workload(name).unit if name in WORKLOADS else "gflops"
 
 
 def _params_key(result: CaseResult) -> tuple:
@@ -56,6 +63,7 @@ def result_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]
     rows = []
     for r in results:
         s = r.summary
+        unit = workload_unit(r.spec.workload)
         rows.append({
             "run_id": run.id, "started_at": run.started_at, "suite": run.suite,
             "workload": r.spec.workload, "backend": r.spec.backend, "variant": r.spec.variant,
@@ -70,7 +78,7 @@ def result_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]
             "target_met": r.target_met, "flops": r.flops, "bytes": r.bytes,
             "gflops": r.gflops, "gbps": r.gbps, "speedup": speedup(r, base),
             "baseline": f"{run.baseline}:cpu" if run.baseline else "",
-            "rel_error": r.rel_error, "tolerance": r.tolerance, "spec_hash": r.spec_hash,
+            "rel_error": r.rel_error, "tolerance": r.tolerance, "spec_hash": r.spec_hash, "unit": unit,
         })
     return rows
 

@@ -17,7 +17,9 @@ def fmt_time(seconds: float | None) -> str:
 
 
 def fmt_rate(row: dict[str, Any]) -> str:
-    """The headline rate of a row: GFLOP/s (TFLOP/s when large) or GB/s."""
+    """The headline rate of a row: GFLOP/s (TFLOP/s when large) or GB/s, by the workload's unit."""
+    if row.get("gbps") and (row.get("unit") == "gbps" or not row.get("gflops")):
+        return f"{row['gbps']:.3g} GB/s"
     if row.get("gflops"):
         g = row["gflops"]
         return f"{g / 1000:.3g} TFLOP/s" if g >= 1000 else f"{g:.3g} GFLOP/s"

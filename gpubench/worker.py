@@ -61,13 +61,15 @@ def measure_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings()) 
             return _result(spec, "skipped", f"needs about {need / 2**30:.1f} GiB, {device.id} has "
                            f"{device.memory_bytes / 2**30:.1f} GiB", spec_hash=spec_hash(spec, sources))
         inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(_seed(spec)))
+        # The reference comes first, from pristine inputs: an op may update its inputs in place.
+        ref = workload.reference(inputs, params)
         op = backend.build(spec, params, inputs, device)
         sources.update(op.sources)
         # Correctness first: one call on fresh inputs, checked against the float64 reference.
         op.call()
         out = op.result()
-        rel, tol = workload.check(out, workload.reference(inputs, params), params, spec.dtype)
-        del out, inputs
+        rel, tol = workload.check(out, ref, params, spec.dtype)
+        del out, inputs, ref
         m = measure(op.call, op.timer, settings)
         ok = rel <= tol
         return CaseResult(

@@ -65,7 +65,8 @@ class TorchBackend(Backend):
 
     def upload(self, array, device, dtype=None):
         """Copy a host array onto ``device`` as ``dtype`` (exact: host values are representable)."""
-        t = self.torch.from_numpy(array).to(device.id)
+        # A copy, never a view: ops update tensors in place, and the host inputs must stay pristine.
+        t = self.torch.from_numpy(array).to(device.id, copy=True)
         if dtype is not None:
             t = t.to(self.torch_dtype(dtype))
         return t.contiguous()
