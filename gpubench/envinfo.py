@@ -113,9 +113,8 @@ def library_versions() -> dict[str, str]:
 def blas_info() -> list[dict[str, Any]]:
     """BLAS/OpenMP libraries loaded by NumPy: vendor, version, threads, kernel (via threadpoolctl)."""
     try:
-        from threadpoolctl import threadpool_info
-
         import numpy  # noqa: F401  (loads its BLAS so threadpoolctl can see it)
+        from threadpoolctl import threadpool_info
     except ImportError:
         return []
     keep = ("internal_api", "version", "num_threads", "architecture", "threading_layer", "prefix")

@@ -70,7 +70,8 @@ def resolve_suite(name_or_path: str) -> Path:
         if not path.is_file():
             raise UsageError(f"suite file {name_or_path!r} not found")
         return path
-    raise UsageError(f"unknown suite {name_or_path!r} (built-in: {', '.join(builtins) or 'none'}; or give a .toml path)")
+    raise UsageError(f"unknown suite {name_or_path!r} "
+                     f"(built-in: {', '.join(builtins) or 'none'}; or give a .toml path)")
 
 
 def _as_list(value: Any, what: str, where: str) -> list[Any]:
@@ -92,7 +93,8 @@ def load_suite(name_or_path: str) -> Suite:
         raise UsageError(f"{path}: cannot read suite file: {exc}") from exc
     unknown = set(data) - TOP_KEYS
     if unknown:
-        raise UsageError(f"{path.name}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(TOP_KEYS))})")
+        raise UsageError(f"{path.name}: unknown key(s) {', '.join(sorted(unknown))} "
+                         f"(allowed: {', '.join(sorted(TOP_KEYS))})")
     entries = data.get("cases")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise UsageError(f"{path.name}: needs at least one [[cases]] table")
@@ -100,7 +102,8 @@ def load_suite(name_or_path: str) -> Suite:
         where = f"{path.name}: cases[{i}]"
         bad = set(entry) - ENTRY_KEYS
         if bad:
-            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(bad))} (allowed: {', '.join(sorted(ENTRY_KEYS))})")
+            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(bad))} "
+                             f"(allowed: {', '.join(sorted(ENTRY_KEYS))})")
         if not isinstance(entry.get("workload"), str):
             raise UsageError(f"{where}: 'workload' (a string) is required")
         for key in ("params", "quick"):
@@ -111,7 +114,8 @@ def load_suite(name_or_path: str) -> Suite:
     timeout = data.get("timeout_s")
     if not isinstance(name, str) or not isinstance(baseline, str):
         raise UsageError(f"{path.name}: 'name' and 'baseline' must be strings")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+    bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    if timeout is not None and bad_timeout:
         raise UsageError(f"{path.name}: 'timeout_s' must be a positive number")
     return Suite(name, str(data.get("description", "")), baseline, tuple(entries), path,
                  float(timeout) if timeout is not None else None)
@@ -171,8 +175,8 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
     for i, entry in enumerate(suite.entries):
         where = f"{suite.path.name}: cases[{i}]"
         workload = get_workload(entry["workload"])
-        backends = _as_list(entry.get("backends", [b for b in known if entry["workload"] in get_backend(b).workloads()]),
-                            "backends", where)
+        implementing = [b for b in known if entry["workload"] in get_backend(b).workloads()]
+        backends = _as_list(entry.get("backends", implementing), "backends", where)
         dtypes = _as_list(entry.get("dtypes", ["float32"]), "dtypes", where)
         for t in dtypes:
             if t not in DTYPES:

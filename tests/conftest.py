@@ -40,3 +40,21 @@ def run_gpubench(*args: str, env: dict | None = None, timeout: float = 300, **kw
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "gpubench", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, **kw)
+
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture
+def fake_plugin(monkeypatch):
+    """Install the test plug-in backend ``fake`` (found through its entry point, like any plug-in)."""
+    import importlib
+
+    import gpubench.backends as backends
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS) + (os.pathsep + old if old else ""))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(backends, "_cache", {})
+    return PLUGINS

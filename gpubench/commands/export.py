@@ -9,7 +9,8 @@ HELP = "export results as JSON or CSV (one record per case)"
 
 def add_arguments(p) -> None:
     p.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
-    p.add_argument("--run", action="append", metavar="ID", help="run(s) to export (default: latest; 'all' for every run)")
+    p.add_argument("--run", action="append", metavar="ID",
+                   help="run(s) to export (default: latest; 'all' for every run)")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     add_store_argument(p)
 

@@ -11,9 +11,11 @@ HELP = "run a benchmark suite and store its results"
 
 def add_arguments(p) -> None:
     p.add_argument("--suite", required=True, help="built-in suite name (matmul, saxpy, ...) or path to a .toml file")
-    p.add_argument("--backend", action="append", metavar="NAME", help="only these backends (repeat or comma-separate)")
+    p.add_argument("--backend", action="append", metavar="NAME",
+                   help="only these backends (repeat or comma-separate)")
     p.add_argument("--device", action="append", metavar="DEV", help="only these devices: cpu, cuda, cuda:1, opencl:0:0")
-    p.add_argument("--dtype", action="append", metavar="DTYPE", help="only these dtypes: float64, float32, float16, bfloat16")
+    p.add_argument("--dtype", action="append", metavar="DTYPE",
+                   help="only these dtypes: float64, float32, float16, bfloat16")
     p.add_argument("--quick", action="store_true", help="small sizes and a short time budget (seconds per suite)")
     p.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default 600)")
     p.add_argument("--budget", type=float, metavar="S", help="sampling time budget per case in seconds")
@@ -33,8 +35,8 @@ def run(args) -> int:
     from gpubench.harness import QUICK, HarnessSettings
     from gpubench.progress import Progress
     from gpubench.runner import DEFAULT_TIMEOUT_S, Runner
-    from gpubench.store import ResultStore
     from gpubench.spec import Filters, expand, load_suite
+    from gpubench.store import ResultStore
 
     suite = load_suite(args.suite)
     filters = Filters(split_csv(args.backend), split_csv(args.device), split_csv(args.dtype))

@@ -1,0 +1,1 @@
+"""Op modules of the fake backend."""

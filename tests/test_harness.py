@@ -1,0 +1,125 @@
+"""The harness, tested deterministically with a fake clock driven by a seeded cost model."""
+
+import random
+
+import pytest
+
+from gpubench.harness import HarnessSettings, HostTimer, calibrate, measure
+
+
+class FakeClock:
+    """A timer and a ``now`` sharing one fake time line.
+
+    Each call of the op costs ``cost(i)`` seconds (``i`` counts calls) plus ``overhead`` per
+    timed sample, the way a real timer reading costs a little.
+    """
+
+    name = "fake"
+
+    def __init__(self, cost, overhead=0.0):
+        self.t = 0.0
+        self.calls = 0
+        self.cost = cost
+        self.overhead = overhead
+        self.numbers = []
+
+    def now(self):
+        return self.t
+
+    def __call__(self, fn, number):
+        self.numbers.append(number)
+        total = self.overhead
+        for _ in range(number):
+            total += self.cost(self.calls)
+            self.calls += 1
+        self.t += total
+        return total
+
+
+def noop():
+    return None
+
+
+def test_calibration_batches_short_calls_until_sample_is_long():
+    clock = FakeClock(lambda i: 1e-6)
+    number = calibrate(clock, noop, per_call_estimate=1e-6, min_sample_s=0.01)
+    assert number >= 10_000
+    assert clock.numbers[-1] * 1e-6 >= 0.01
+
+
+def test_calibration_recovers_from_a_bad_estimate():
+    clock = FakeClock(lambda i: 1e-6)
+    number = calibrate(clock, noop, per_call_estimate=1.0, min_sample_s=0.01)  # estimate far too high
+    assert number * 1e-6 >= 0.01
+    assert len(clock.numbers) > 1
+
+
+def test_constant_cost_meets_target_with_minimum_samples():
+    clock = FakeClock(lambda i: 2e-3)
+    s = HarnessSettings(warmup_s=0.01, min_sample_s=0.01, min_samples=7, target_rel_ci=0.01, budget_s=10)
+    m = measure(noop, clock, s, now=clock.now)
+    assert m.target_met
+    assert len(m.samples) == 7
+    assert all(x == pytest.approx(2e-3) for x in m.samples)
+    assert m.number == 5  # 5 × 2 ms reaches the 10 ms sample
+    assert m.clock == "fake"
+
+
+def test_warmup_keeps_one_time_costs_out():
+    # The first call costs a second (JIT, autotuning); steady state is 1 ms.
+    clock = FakeClock(lambda i: 1.0 if i == 0 else 1e-3)
+    m = measure(noop, clock, HarnessSettings(warmup_s=0.005, min_sample_s=0.005), now=clock.now)
+    assert max(m.samples) == pytest.approx(1e-3)
+    assert m.warmup_calls >= 3
+
+
+def test_noisy_cost_stops_at_budget_without_target():
+    rng = random.Random(42)
+    clock = FakeClock(lambda i: 1e-3 * (1 + rng.expovariate(1.0)))
+    s = HarnessSettings(warmup_s=0.0, min_sample_s=0.001, min_samples=5, max_samples=10_000,
+                        target_rel_ci=0.0001, budget_s=0.5)
+    m = measure(noop, clock, s, now=clock.now)
+    assert not m.target_met
+    assert sum(m.samples) * m.number == pytest.approx(0.5, rel=0.05)
+
+
+def test_moderate_noise_converges_and_median_is_right():
+    rng = random.Random(7)
+    clock = FakeClock(lambda i: 1e-3 * (1 + 0.05 * rng.random()))
+    s = HarnessSettings(warmup_s=0.0, min_sample_s=0.0005, min_samples=7, target_rel_ci=0.01, budget_s=60)
+    m = measure(noop, clock, s, now=clock.now)
+    assert m.target_met
+    from gpubench.stats import summarize
+
+    assert summarize(list(m.samples)).median == pytest.approx(1.025e-3, rel=0.01)
+
+
+def test_max_samples_caps_the_run():
+    rng = random.Random(1)
+    clock = FakeClock(lambda i: 1e-3 * (1 + rng.random()))
+    s = HarnessSettings(warmup_s=0.0, min_sample_s=0.0, min_samples=3, max_samples=12, target_rel_ci=0.0, budget_s=1e9)
+    m = measure(noop, clock, s, now=clock.now)
+    assert len(m.samples) == 12 and not m.target_met
+
+
+def test_timer_overhead_is_amortised_by_batching():
+    # 1 µs calls with 50 µs of timer overhead per reading: batching makes the error small.
+    clock = FakeClock(lambda i: 1e-6, overhead=50e-6)
+    m = measure(noop, clock, HarnessSettings(warmup_s=0.0, min_sample_s=0.02), now=clock.now)
+    assert min(m.samples) == pytest.approx(1e-6, rel=0.005)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError):
+        HarnessSettings(min_samples=0)
+    with pytest.raises(ValueError):
+        HarnessSettings(min_samples=10, max_samples=5)
+    with pytest.raises(ValueError):
+        HarnessSettings(budget_s=-1)
+
+
+def test_host_timer_synchronizes_before_and_after():
+    events = []
+    timer = HostTimer(sync=lambda: events.append("sync"))
+    assert timer(lambda: events.append("call"), 3) >= 0
+    assert events == ["sync", "call", "call", "call", "sync"]
