@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpubench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"gpubench.commands.{name.replace('-', '_')}")
+        # "import" is a Python keyword: its module is import_.
+        module = importlib.import_module(f"gpubench.commands.{name.replace('-', '_')}{'_' * (name == 'import')}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_module=module)

@@ -56,6 +56,11 @@ class BoundOp:
     """Kernel source texts this op runs (hashed into the record so changed kernels are not compared)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Extra per-case measurements (for example an MNIST accuracy curve)."""
+    device_inputs: dict[str, Any] = field(default_factory=dict)
+    """Device arrays the op reads, by input name, that ``include_transfer`` refills from host memory."""
+    device_output: Any = None
+    """Device array the op writes (or a function returning the latest one, for ops that allocate
+    their output), that ``include_transfer`` copies back to host memory."""
 
 
 class Backend:
@@ -124,14 +129,19 @@ class Backend:
         exact = [d for d in devices if d.id == wanted]
         if exact:
             return exact[0]
-        if wanted == kind:
-            of_kind = [d for d in devices if d.kind == kind]
-            if of_kind:
-                return of_kind[0]
-            raise Unavailable(f"{self.name}: no {kind} device found")
-        by_name = [d for d in devices if wanted.lower() in d.name.lower()]
+        of_kind = [d for d in devices if d.kind == kind]
+        if wanted == kind and of_kind:
+            return of_kind[0]
+        # A name fragment, bare ("epyc") or after the kind ("opencl:nvidia"); never a number ("cuda:1").
+        fragment, candidates = wanted, devices
+        if ":" in wanted and kind in self.device_kinds:
+            fragment, candidates = wanted.split(":", 1)[1], of_kind
+        by_name = [d for d in candidates
+                   if not fragment.replace(":", "").isdigit() and fragment.lower() in d.name.lower()]
         if by_name:
             return by_name[0]
+        if wanted == kind:
+            raise Unavailable(f"{self.name}: no {kind} device found")
         raise Unavailable(f"{self.name}: no device {wanted!r} (have: {', '.join(d.id for d in devices) or 'none'})")
 
     def unsupported(self, spec: CaseSpec, params: dict[str, Any], device: DeviceInfo) -> str | None:
@@ -147,7 +157,12 @@ class Backend:
     def build(self, spec: CaseSpec, params: dict[str, Any], inputs: dict[str, np.ndarray],
               device: DeviceInfo) -> BoundOp:
         """Put ``inputs`` on ``device`` and return the ready-to-run operation."""
-        return self._ops_module(spec.workload).build(self, spec, params, inputs, device)
+        op = self._ops_module(spec.workload).build(self, spec, params, inputs, device)
+        if params.get("include_transfer"):
+            from gpubench.backends.transfer_wrap import end_to_end
+
+            op = end_to_end(self, spec, op, inputs, device)
+        return op
 
     # --- data movement (used by ops, include_transfer and the transfer workload) --------------
     def upload(self, array: np.ndarray, device: DeviceInfo, dtype: str | None = None) -> Any:
@@ -157,6 +172,14 @@ class Backend:
     def download(self, handle: Any) -> np.ndarray:
         """Synchronize and return a device array as a host NumPy array."""
         return np.asarray(handle).copy()
+
+    def copy_in(self, handle: Any, array: np.ndarray, device: DeviceInfo) -> None:
+        """Copy a host array into an existing device array of the same shape (dtype converted)."""
+        np.copyto(handle, array, casting="unsafe")
+
+    def copy_out(self, handle: Any, array: np.ndarray, device: DeviceInfo) -> None:
+        """Copy a device array into an existing host array, returning once the data is in host memory."""
+        np.copyto(array, handle, casting="unsafe")
 
     def synchronize(self, device: DeviceInfo) -> None:
         """Wait until all work queued on ``device`` has finished (no-op for synchronous CPU backends)."""

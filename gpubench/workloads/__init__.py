@@ -10,6 +10,9 @@ from gpubench.errors import UsageError
 WORKLOADS = {
     "matmul": "gpubench.workloads.matmul:MatmulWorkload",
     "saxpy": "gpubench.workloads.saxpy:SaxpyWorkload",
+    "conv2d": "gpubench.workloads.conv2d:Conv2dWorkload",
+    "transfer": "gpubench.workloads.transfer:TransferWorkload",
+    "mnist": "gpubench.workloads.mnist:MnistWorkload",
 }
 
 _cache: dict = {}

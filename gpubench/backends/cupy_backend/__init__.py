@@ -1,16 +1,144 @@
-"""CuPy on CUDA GPUs (placeholder until the accelerator-backends issue lands)."""
+"""CuPy on CUDA GPUs: cuBLAS through ``cupy.matmul`` and hand-written CUDA kernels from ``kernels/cuda``.
 
-from gpubench.backends.base import Backend
-from gpubench.errors import Unavailable
+The ``.cu`` files ship in the wheel as ``gpubench.kernels`` and are compiled at run time by NVRTC
+through :class:`cupy.RawModule`; their text goes into each record's spec hash. Every case is
+timed with CUDA events on the current stream (:class:`CupyEventTimer`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from gpubench.backends.base import Backend, DeviceInfo
+from gpubench.errors import Unavailable, require
+
+CUPY_DTYPES = ("float64", "float32", "float16")
+#: CUDA runtime errors that mean "no usable driver" rather than "no GPU".
+_DRIVER_ERRORS = ("cudaErrorInsufficientDriver", "cudaErrorNoDevice", "cudaErrorInitializationError",
+                  "cudaErrorSystemDriverMismatch", "cudaErrorCompatNotSupportedOnDevice", "cudaErrorStubLibrary")
+
+
+class CupyEventTimer:
+    """Times a loop of calls between two CUDA events recorded on the current stream."""
+
+    name = "cuda_event"
+
+    def __init__(self, cupy):
+        self.cupy = cupy
+
+    def __call__(self, fn, number):
+        cuda = self.cupy.cuda
+        start, end = cuda.Event(), cuda.Event()
+        it = itertools.repeat(None, number)
+        start.record()
+        for _ in it:
+            fn()
+        end.record()
+        end.synchronize()
+        return cuda.get_elapsed_time(start, end) / 1e3
+
+
+def kernel_source(relpath: str) -> str:
+    """Text of a kernel file shipped in ``gpubench.kernels`` (e.g. ``cuda/saxpy.cu``)."""
+    from importlib.resources import files
+
+    return files("gpubench.kernels").joinpath(relpath).read_text(encoding="utf-8")
+
+
+def kernel_suffix(dtype: str) -> str:
+    """Suffix of the ``extern "C"`` kernel for ``dtype`` in the ``.cu`` files (``f32`` or ``f64``)."""
+    return {"float32": "f32", "float64": "f64"}[dtype]
 
 
 class CupyBackend(Backend):
-    """CuPy arrays and raw CUDA kernels."""
+    """CuPy arrays, cuBLAS and raw CUDA kernels on ``cuda:N``."""
 
     name = "cupy"
     device_kinds = ("cuda",)
     extra = "cupy"
     ops_package = "gpubench.backends.cupy_backend"
+    description = "CuPy (CUDA): cuBLAS and raw CUDA kernels"
 
-    def load(self):
-        raise Unavailable("cupy: adapter not implemented yet")
+    def __init__(self) -> None:
+        self.cupy = None
+        self._count = 0
+        self._modules: dict[tuple[int, str, str], object] = {}
+
+    def load(self) -> None:
+        """Import CuPy and ask the CUDA runtime for devices; say why when it cannot."""
+        cupy = require("cupy", "cupy", self.extra)
+        runtime = cupy.cuda.runtime
+        try:
+            self._count = runtime.getDeviceCount()
+        except runtime.CUDARuntimeError as exc:
+            text = str(exc)
+            if "cudaErrorNoDevice" in text:
+                raise Unavailable("cupy: no CUDA device found") from exc
+            if any(code in text for code in _DRIVER_ERRORS):
+                raise Unavailable("cupy: no CUDA driver found") from exc
+            raise Unavailable(f"cupy: CUDA runtime error: {text.splitlines()[0]}") from exc
+        self.cupy = cupy
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every CUDA device as ``cuda:N``."""
+        runtime = self.cupy.cuda.runtime
+        out = []
+        for i in range(self._count):
+            p = runtime.getDeviceProperties(i)
+            name = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
+            out.append(DeviceInfo(f"cuda:{i}", name, "cuda", memory_bytes=int(p["totalGlobalMem"]),
+                                  dtypes=CUPY_DTYPES,
+                                  details={"capability": f"{p['major']}.{p['minor']}",
+                                           "sm_count": p["multiProcessorCount"],
+                                           "l2_bytes": p.get("l2CacheSize")}))
+        return out
+
+    @staticmethod
+    def index(device: DeviceInfo) -> int:
+        """CUDA ordinal of ``device``."""
+        return int(device.id.split(":")[1])
+
+    def use(self, device: DeviceInfo) -> None:
+        """Make ``device`` current for this thread (allocations, kernels, events)."""
+        self.cupy.cuda.Device(self.index(device)).use()
+
+    def module(self, device: DeviceInfo, relpath: str):
+        """The compiled :class:`cupy.RawModule` of a ``.cu`` file and its source text."""
+        source = kernel_source(relpath)
+        key = (self.index(device), relpath, source)
+        if key not in self._modules:
+            self._modules[key] = self.cupy.RawModule(code=source)
+        return self._modules[key], source
+
+    def upload(self, array, device, dtype=None):
+        """Copy a host array onto ``device`` (as ``dtype`` when given)."""
+        cupy = self.cupy
+        with cupy.cuda.Device(self.index(device)):
+            return cupy.array(array, dtype=dtype, copy=True)
+
+    def download(self, handle):
+        """Synchronize and return a host copy."""
+        return self.cupy.asnumpy(handle)
+
+    def copy_in(self, handle, array, device):
+        """Copy a host array (pageable) into an existing device array (dtype converted)."""
+        handle.set(array.astype(handle.dtype, copy=False))
+
+    def copy_out(self, handle, array, device):
+        """Copy a device array into an existing host array; returns once the data is there."""
+        handle.get(out=array)  # blocking by default
+
+    def synchronize(self, device):
+        """Wait for all work on ``device``."""
+        self.cupy.cuda.Device(self.index(device)).synchronize()
+
+    def timer(self, device):
+        """CUDA events on the current stream."""
+        return CupyEventTimer(self.cupy)
+
+    def environment(self):
+        cupy = self.cupy
+        runtime = cupy.cuda.runtime
+        return {"cupy": cupy.__version__, "cuda_runtime": runtime.runtimeGetVersion(),
+                "cuda_driver": runtime.driverGetVersion(),
+                "gpus": [d.name for d in self.devices()]}

@@ -1,16 +1,183 @@
-"""PyOpenCL on any OpenCL device (placeholder until the accelerator-backends issue lands)."""
+"""PyOpenCL on any OpenCL platform and device (PoCL on a CPU, NVIDIA's or AMD's driver on a GPU).
 
-from gpubench.backends.base import Backend
-from gpubench.errors import Unavailable
+Kernels are the source files under ``kernels/opencl`` (shipped as ``gpubench.kernels``), built
+per device with the dtype and tile size as ``-D`` options. Every command queue has profiling
+enabled and cases are timed with OpenCL profiling events (:class:`OpenclEventTimer`).
+Devices are ``opencl:P:D`` (platform P, device D), also selectable by a name fragment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpubench.backends.base import Backend, DeviceInfo
+from gpubench.errors import Unavailable, require
+
+
+class KernelBuildError(RuntimeError):
+    """An OpenCL kernel failed to compile; the message carries the compiler log on one line."""
+
+
+class OpenclEventTimer:
+    """Times ``number`` enqueued calls from the first event's start to the last event's end.
+
+    ``fn`` must enqueue its work and return the :class:`pyopencl.Event` of it. On an in-order
+    queue the span covers every call and the gaps between them, like a device-side wall clock.
+    """
+
+    name = "opencl_event"
+
+    def __call__(self, fn, number):
+        events = [fn() for _ in range(number)]
+        events[-1].wait()
+        return (events[-1].profile.end - events[0].profile.start) * 1e-9
+
+
+def kernel_source(relpath: str) -> str:
+    """Text of a kernel file shipped in ``gpubench.kernels`` (e.g. ``opencl/saxpy.cl``)."""
+    from importlib.resources import files
+
+    return files("gpubench.kernels").joinpath(relpath).read_text(encoding="utf-8")
+
+
+def dtype_options(dtype: str) -> list[str]:
+    """Build options selecting the kernel's scalar type."""
+    if dtype == "float64":
+        return ["-DREAL=double", "-DUSE_FP64"]
+    return ["-DREAL=float"]
+
+
+def _one_line(log: str, limit: int = 1500) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    text = " | ".join(lines)
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 class OpenclBackend(Backend):
-    """PyOpenCL kernels from kernels/opencl."""
+    """PyOpenCL kernels from ``kernels/opencl`` on every OpenCL device found."""
 
     name = "opencl"
     device_kinds = ("opencl",)
     extra = "opencl"
     ops_package = "gpubench.backends.opencl_backend"
+    description = "PyOpenCL kernels (any OpenCL device; PoCL on a CPU)"
 
-    def load(self):
-        raise Unavailable("opencl: adapter not implemented yet")
+    def __init__(self) -> None:
+        self.cl = None
+        self._devices: list[DeviceInfo] | None = None
+        self._cl_devices: dict[str, Any] = {}
+        self._queues: dict[str, Any] = {}
+        self._programs: dict[tuple[str, str, tuple[str, ...], str], Any] = {}
+
+    def load(self) -> None:
+        """Import PyOpenCL and find at least one platform."""
+        cl = require("opencl", "pyopencl", self.extra)
+        try:
+            platforms = cl.get_platforms()
+        except cl.Error as exc:  # no ICD loader entries: clGetPlatformIDs fails
+            raise Unavailable("opencl: no platform") from exc
+        if not platforms:
+            raise Unavailable("opencl: no platform")
+        self.cl = cl
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every device of every platform as ``opencl:P:D``; float64 only with ``cl_khr_fp64``."""
+        if self._devices is not None:
+            return self._devices
+        cl = self.cl
+        out = []
+        for p, platform in enumerate(cl.get_platforms()):
+            try:
+                devs = platform.get_devices()
+            except cl.Error:  # a platform with no devices raises DEVICE_NOT_FOUND
+                continue
+            for d, dev in enumerate(devs):
+                dev_id = f"opencl:{p}:{d}"
+                fp64 = "cl_khr_fp64" in dev.extensions.split()
+                out.append(DeviceInfo(
+                    dev_id, f"{dev.name.strip()} [{platform.name.strip()}]", "opencl",
+                    memory_bytes=int(dev.global_mem_size),
+                    dtypes=("float64", "float32") if fp64 else ("float32",),
+                    details={"platform": platform.name.strip(), "vendor": dev.vendor.strip(),
+                             "type": cl.device_type.to_string(dev.type), "version": dev.version.strip(),
+                             "driver": dev.driver_version.strip(), "compute_units": dev.max_compute_units,
+                             "max_work_group_size": dev.max_work_group_size,
+                             "local_mem_bytes": dev.local_mem_size},
+                ))
+                self._cl_devices[dev_id] = dev
+        self._devices = out
+        return out
+
+    # --- device handles ------------------------------------------------------------------------
+    def queue(self, device: DeviceInfo):
+        """The profiling-enabled in-order command queue of ``device`` (one context per device)."""
+        if device.id not in self._queues:
+            cl = self.cl
+            dev = self._cl_devices[device.id]
+            ctx = cl.Context([dev])
+            self._queues[device.id] = cl.CommandQueue(
+                ctx, dev, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        return self._queues[device.id]
+
+    def program(self, device: DeviceInfo, relpath: str, options: list[str]):
+        """Build ``relpath`` (once per device, options and source text); return ``(program, source)``."""
+        source = kernel_source(relpath)
+        key = (device.id, relpath, tuple(options), source)
+        if key not in self._programs:
+            self._programs[key] = build_program(self.cl, self.queue(device).context, self._cl_devices[device.id],
+                                                source, options, relpath)
+        return self._programs[key], source
+
+    # --- data movement ---------------------------------------------------------------------------
+    def upload(self, array, device, dtype=None):
+        """Copy a host array into a new device buffer (a ``pyopencl.array.Array``)."""
+        import pyopencl.array as cla
+
+        host = np.ascontiguousarray(array if dtype is None else array.astype(dtype))
+        return cla.to_device(self.queue(device), host)
+
+    def download(self, handle):
+        """Wait for the buffer's pending writes and return a host copy."""
+        return handle.get()
+
+    def copy_in(self, handle, array, device):
+        """Copy a host array into an existing device buffer (blocking; dtype converted)."""
+        handle.set(np.ascontiguousarray(array, dtype=handle.dtype))
+
+    def copy_out(self, handle, array, device):
+        """Copy a device buffer into an existing host array; returns once the data is there."""
+        handle.get(ary=array)
+
+    def synchronize(self, device):
+        """Wait until every command queued on ``device`` has finished."""
+        self.queue(device).finish()
+
+    def timer(self, device):
+        """OpenCL profiling events (ops return the event of each enqueued call)."""
+        return OpenclEventTimer()
+
+    def environment(self):
+        cl = self.cl
+        return {"pyopencl": cl.VERSION_TEXT,
+                "platforms": [f"{p.name.strip()} ({p.version.strip()})" for p in cl.get_platforms()]}
+
+
+def build_program(cl, context, device, source: str, options: list[str], name: str = "kernel"):
+    """Compile ``source`` for ``device``; raise :class:`KernelBuildError` with the compiler log on failure."""
+    import warnings
+
+    prg = cl.Program(context, source)
+    try:
+        with warnings.catch_warnings():
+            # Successful builds with a non-empty log (e.g. PoCL's vector-ABI notes) are not the user's concern.
+            warnings.simplefilter("ignore", cl.CompilerWarning)
+            return prg.build(options=options, devices=[device])
+    except cl.Error as exc:
+        try:
+            log = prg.get_build_info(device, cl.program_build_info.LOG)
+        except cl.Error:
+            log = ""
+        log = log.strip() or str(exc)
+        raise KernelBuildError(f"opencl: building {name} failed on {device.name.strip()}: {_one_line(log)}") from exc

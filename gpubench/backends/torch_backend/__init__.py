@@ -78,6 +78,14 @@ class TorchBackend(Backend):
             t = t.to(self.torch.float64)
         return t.cpu().numpy().copy()
 
+    def copy_in(self, handle, array, device):
+        """Copy a host array into an existing tensor (pageable host memory; dtype converted)."""
+        handle.copy_(self.torch.from_numpy(array))
+
+    def copy_out(self, handle, array, device):
+        """Copy a tensor into an existing host array; blocks until the data is in host memory."""
+        self.torch.from_numpy(array).copy_(handle.detach())
+
     def synchronize(self, device):
         """Wait for the device's queued work (CUDA only)."""
         if device.kind == "cuda":

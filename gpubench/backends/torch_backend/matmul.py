@@ -17,4 +17,5 @@ def build(backend, spec, params, inputs, device):
     b = backend.upload(inputs["b"], device, spec.dtype)
     c = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
     return BoundOp(call=functools.partial(torch.matmul, a, b, out=c),
-                   result=lambda: backend.download(c), timer=backend.timer(device))
+                   result=lambda: backend.download(c), timer=backend.timer(device),
+                   device_inputs={"a": a, "b": b}, device_output=c)

@@ -14,4 +14,5 @@ def build(backend, spec, params, inputs, device):
     def call():
         y.add_(x, alpha=a)
 
-    return BoundOp(call=call, result=lambda: backend.download(y), timer=backend.timer(device))
+    return BoundOp(call=call, result=lambda: backend.download(y), timer=backend.timer(device),
+                   device_inputs={"x": x, "y": y}, device_output=y)

@@ -1,0 +1,45 @@
+"""OpenCL conv2d: the direct convolution kernel ``kernels/opencl/conv2d.cl``, one work-item per output.
+
+The layout is a build option (``-DNHWC``); for NHWC the filters are reordered once to K×R×S×C
+so the innermost loop reads input and filters contiguously.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpubench.backends.base import BoundOp
+from gpubench.workloads.conv2d import conv_shapes
+
+KERNEL = "opencl/conv2d.cl"
+
+
+def build(backend, spec, params, inputs, device):
+    """Upload input and filters, allocate the output, bind the kernel; each call returns its event."""
+    from gpubench.backends.opencl_backend import dtype_options
+
+    cl = backend.cl
+    import pyopencl.array as cla
+
+    queue = backend.queue(device)
+    nhwc = params["layout"] == "NHWC"
+    prg, source = backend.program(device, KERNEL, dtype_options(spec.dtype) + (["-DNHWC"] if nhwc else []))
+    n, c, h, w, k, r, s, p, q, stride = conv_shapes(params)
+    x = backend.upload(inputs["x"], device, spec.dtype)
+    filters = inputs["w"].transpose(0, 2, 3, 1) if nhwc else inputs["w"]
+    wt = backend.upload(np.ascontiguousarray(filters), device, spec.dtype)
+    y = cla.empty(queue, (n, p, q, k) if nhwc else (n, k, p, q), x.dtype)
+    kernel = cl.Kernel(prg, "conv2d")
+    i32 = np.int32
+    kernel.set_args(x.data, wt.data, y.data, *(i32(v) for v in (n, c, h, w, k, r, s, p, q, stride, params["padding"])))
+    global_size = (k, q, n * p) if nhwc else (q, p, n * k)
+
+    def call():
+        return cl.enqueue_nd_range_kernel(queue, kernel, global_size, None)
+
+    def close():
+        for a in (x, wt, y):
+            a.data.release()
+
+    return BoundOp(call=call, result=lambda: backend.download(y), timer=backend.timer(device), close=close,
+                   sources={f"kernels/{KERNEL}": source}, device_inputs={"x": x}, device_output=y)

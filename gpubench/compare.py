@@ -1,0 +1,242 @@
+"""Run-to-run comparison: match cases by their spec, decide faster / slower / same / not comparable.
+
+A case is *slower* or *faster* only when the difference is both real and large enough: real means
+a two-sided Mann-Whitney U test on the two runs' raw per-call samples rejects "same distribution"
+at ``alpha`` (timings are not normal: they have a floor and a long right tail, so a rank test is
+the right tool); large enough means the medians differ by at least ``threshold_pct``. Two cases
+whose spec hash differs (a changed kernel source or workload version) are *not comparable*, as
+are cases that did not produce a correct measurement on both sides (the asv rule).
+
+Pure Python: no SciPy needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gpubench.records import CaseResult, CaseSpec
+from gpubench.store import RunInfo
+from gpubench.tables import fmt_time, render
+
+LABELS = ("slower", "faster", "same", "not comparable")
+
+#: Use the exact null distribution of U when there are no ties and at most this many sample pairs.
+EXACT_MAX_PAIRS = 400
+
+
+def _ranks(values: list[float]) -> tuple[list[float], list[int]]:
+    """Average ranks (1-based) of ``values`` and the sizes of their tie groups."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        avg = (i + j) / 2.0 + 1.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
+def _exact_cdf(u: float, m: int, n: int) -> float:
+    """P(U <= u) under the null for sample sizes m, n without ties (counting by dynamic programming)."""
+    # counts[j][k]: arrangements of j x-values among ... built up by the classic recurrence
+    # f(m, n, u) = f(m - 1, n, u - n) + f(m, n - 1, u).
+    max_u = m * n
+    prev = [[1] + [0] * max_u for _ in range(n + 1)]  # m = 0: U is 0 for every n
+    for _ in range(m):
+        cur = [[1] + [0] * max_u]  # n = 0: U is 0
+        for j in range(1, n + 1):
+            row = cur[j - 1][:]  # the largest value is a y: U unchanged
+            src = prev[j]  # the largest value is an x: it beats all j y's
+            for k in range(j, max_u + 1):
+                row[k] += src[k - j]
+            cur.append(row)
+        prev = cur
+    counts = prev[n]
+    total = math.comb(m + n, m)
+    return sum(counts[: int(math.floor(u)) + 1]) / total
+
+
+def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U test: ``(U of x, p-value)``.
+
+    Exact null distribution for small samples without ties, otherwise the normal approximation
+    with tie and continuity corrections (what SciPy's ``method="auto"`` does).
+    """
+    m, n = len(x), len(y)
+    if m == 0 or n == 0:
+        raise ValueError("Mann-Whitney U needs samples on both sides")
+    ranks, ties = _ranks(list(x) + list(y))
+    r1 = sum(ranks[:m])
+    u1 = r1 - m * (m + 1) / 2.0
+    u2 = m * n - u1
+    big = max(u1, u2)
+    has_ties = any(t > 1 for t in ties)
+    if not has_ties and m * n <= EXACT_MAX_PAIRS:
+        # P(U >= big) = P(U <= m*n - big) by symmetry.
+        p = 2.0 * _exact_cdf(m * n - big, m, n)
+        return u1, min(1.0, p)
+    mu = m * n / 2.0
+    tie_term = sum(t**3 - t for t in ties) / ((m + n) * (m + n - 1)) if m + n > 1 else 0.0
+    sigma = math.sqrt(m * n / 12.0 * ((m + n + 1) - tie_term))
+    if sigma == 0:
+        return u1, 1.0
+    z = (big - mu - 0.5) / sigma
+    p = math.erfc(max(z, 0.0) / math.sqrt(2.0))
+    return u1, min(1.0, p)
+
+
+@dataclass
+class CaseComparison:
+    """One matched (or unmatched) case."""
+
+    spec: CaseSpec
+    label: str
+    base: CaseResult | None
+    new: CaseResult | None
+    change_pct: float | None = None
+    """(new median / base median − 1) × 100: positive means slower."""
+    p_value: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing two runs."""
+
+    base: RunInfo
+    new: RunInfo
+    threshold_pct: float
+    alpha: float
+    cases: list[CaseComparison] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[CaseComparison]:
+        """Cases slower beyond the threshold (these make ``gpubench compare`` exit with status 1)."""
+        return [c for c in self.cases if c.label == "slower"]
+
+    def counts(self) -> Counter:
+        """How many cases got each label."""
+        return Counter(c.label for c in self.cases)
+
+
+def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.0,
+                    alpha: float = 0.05) -> CaseComparison:
+    """Label one pair of results of the same spec."""
+    spec = new.spec
+    for side, r in (("base", base), ("new", new)):
+        if r.status != "ok":
+            why = f": {r.error}" if r.error else ""
+            return CaseComparison(spec, "not comparable", base, new, reason=f"{side} run: {r.status}{why}")
+    if base.spec_hash and new.spec_hash and base.spec_hash != new.spec_hash:
+        return CaseComparison(spec, "not comparable", base, new,
+                              reason=f"benchmark changed (spec hash {base.spec_hash} → {new.spec_hash}): "
+                                     "kernel source or workload version differs")
+    b, n = base.median_s, new.median_s
+    change = (n / b - 1.0) * 100.0
+    _, p = mann_whitney_u(list(base.samples), list(new.samples))
+    bs, ns = base.summary, new.summary
+    overlap = not (ns.ci95_low > bs.ci95_high or ns.ci95_high < bs.ci95_low)
+    if p >= alpha:
+        label = "same"
+        reason = f"within noise (p = {p:.2g})"
+    elif abs(change) < threshold_pct:
+        label = "same"
+        reason = f"real but below the {threshold_pct:g}% threshold"
+    else:
+        label = "slower" if change > 0 else "faster"
+        reason = "" if not overlap else "confidence intervals overlap"
+    return CaseComparison(spec, label, base, new, change, p, reason)
+
+
+def compare_runs(base_run: RunInfo, base_results: list[CaseResult], new_run: RunInfo,
+                 new_results: list[CaseResult], threshold_pct: float = 5.0, alpha: float = 0.05) -> Comparison:
+    """Match two runs' cases by :meth:`CaseSpec.match_key` and label each (a case repeated in a run: last wins)."""
+    base_by = {r.spec.match_key(): r for r in base_results}
+    new_by = {r.spec.match_key(): r for r in new_results}
+    out = Comparison(base_run, new_run, threshold_pct, alpha)
+    for key, nr in new_by.items():
+        br = base_by.get(key)
+        if br is None:
+            out.cases.append(CaseComparison(nr.spec, "not comparable", None, nr, reason="only in the new run"))
+        else:
+            out.cases.append(compare_results(br, nr, threshold_pct, alpha))
+    for key, br in base_by.items():
+        if key not in new_by:
+            out.cases.append(CaseComparison(br.spec, "not comparable", br, None, reason="only in the base run"))
+    order = {label: i for i, label in enumerate(LABELS)}
+    out.cases.sort(key=lambda c: (order[c.label], -(abs(c.change_pct) if c.change_pct is not None else 0)))
+    return out
+
+
+def _size(spec: CaseSpec) -> str:
+    from gpubench.report.model import describe_size
+
+    return describe_size(spec.workload, spec.param_dict)
+
+
+def _row(c: CaseComparison) -> list[str]:
+    s = c.spec
+    backend = s.backend if s.variant == "default" else f"{s.backend}[{s.variant}]"
+    return [c.label, s.workload, _size(s), f"{backend}:{s.device}", s.dtype,
+            fmt_time(c.base.median_s if c.base else None), fmt_time(c.new.median_s if c.new else None),
+            f"{c.change_pct:+.1f}%" if c.change_pct is not None else "-",
+            f"{c.p_value:.2g}" if c.p_value is not None else "-", c.reason[:90]]
+
+
+HEADERS = ["result", "workload", "size", "backend", "dtype", "base median", "new median", "change", "p", "note"]
+
+
+def summary_line(comparison: Comparison) -> str:
+    """``2 slower, 1 faster, 10 same, 0 not comparable`` plus the rule used."""
+    counts = comparison.counts()
+    parts = ", ".join(f"{counts.get(label, 0)} {label}" for label in LABELS)
+    return (f"{parts} (threshold {comparison.threshold_pct:g}%, Mann-Whitney U at alpha {comparison.alpha:g}; "
+            "change = new median / base median - 1, positive is slower)")
+
+
+def format_table(comparison: Comparison) -> str:
+    """The terminal report of a comparison."""
+    head = (f"base: run {comparison.base.id} ({comparison.base.suite}, {comparison.base.started_at})"
+            f"   new: run {comparison.new.id} ({comparison.new.suite}, {comparison.new.started_at})")
+    if not comparison.cases:
+        return head + "\nno cases to compare"
+    table = render(HEADERS, [_row(c) for c in comparison.cases], right=(5, 6, 7, 8))
+    return f"{head}\n{table}\n{summary_line(comparison)}"
+
+
+def render_html(comparison: Comparison) -> str:
+    """A self-contained HTML page of the comparison (no script at all; every value escaped)."""
+    from gpubench.report.html import esc
+
+    colors = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#57606a", "not comparable": "#9a6700"}
+    body = []
+    for c in comparison.cases:
+        cells = _row(c)
+        cells[-1] = c.reason
+        tds = "".join(f"<td>{esc(v)}</td>" for v in cells[1:])
+        body.append(f'<tr><td style="color:{colors[c.label]};font-weight:600">{esc(c.label)}</td>{tds}</tr>')
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+    b, n = comparison.base, comparison.new
+    title = f"gpubench compare: run {b.id} → run {n.id}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>{esc(title)}</title>
+<style>body{{font:14px/1.5 system-ui,sans-serif;margin:24px;color:#1d2327}}table{{border-collapse:collapse}}
+th,td{{border-bottom:1px solid #dde3e8;padding:4px 8px;text-align:left}}th{{background:#f0f3f6}}
+.muted{{color:#5f6b73}}</style></head><body>
+<h1>{esc(title)}</h1>
+<p class="muted">base: run {esc(b.id)} {esc(b.label)} · suite {esc(b.suite)} · {esc(b.started_at)}<br>
+new: run {esc(n.id)} {esc(n.label)} · suite {esc(n.suite)} · {esc(n.started_at)}</p>
+<p>{esc(summary_line(comparison))}</p>
+<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+</body></html>
+"""

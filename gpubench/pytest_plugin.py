@@ -1,0 +1,504 @@
+"""pytest plugin: gpubench cases as pytest-benchmark benchmarks, verified first and timed to completion.
+
+Registered through the ``pytest11`` entry point, so it is active wherever gpubench is installed.
+It adds:
+
+* the ``gpubench_case`` fixture, a factory that builds a case exactly as ``gpubench run`` does
+  (same inputs, same adapter, same float64 reference check) and returns a :class:`GpubenchCase`
+  whose :meth:`~GpubenchCase.run` times it through pytest-benchmark's ``benchmark`` fixture.
+  A wrong result fails the test before anything is timed; an unavailable backend, device or
+  dtype skips it with the backend's own reason;
+* the ``gpubench_backend`` fixture, a factory returning a loaded backend on a resolved device;
+* the markers ``gpu``, ``cuda`` and ``opencl``: a marked test is skipped, with the backends'
+  reasons, unless such a device is present;
+* ``--gpubench-store PATH`` (or the ini setting ``gpubench_store``): also store every case of
+  the session as one run of a gpubench results store, for ``gpubench report`` and ``compare``;
+* ``--gpubench-quick``: gpubench's ``--quick`` harness profile (short warm-up and budget).
+
+Timing. The harness's own warm-up and loop calibration choose the calls per sample (so a sample
+is as long as in ``gpubench run``); pytest-benchmark then times ``rounds`` samples of that many
+calls with its host clock. When the backend's device runs asynchronously, the last call of
+every sample synchronizes the device, so each sample covers the work to its completion, not
+just its launch. Nothing here imports gpubench, NumPy or a framework until a fixture or marker
+is used: a pytest run that does not use them loads nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+#: Marker name → device kinds that satisfy it.
+MARKER_KINDS = {"gpu": ("cuda", "opencl"), "cuda": ("cuda",), "opencl": ("opencl",)}
+
+#: Suite name of runs this plugin stores (and of imported pytest-benchmark files).
+SUITE = "pytest-benchmark"
+
+
+# --- options, markers and the session recorder ---------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gpubench", "gpubench: verified, synchronized GPU/CPU benchmarks")
+    group.addoption("--gpubench-store", metavar="PATH", default=None,
+                    help="also store the gpubench cases of this session as a run in this results store")
+    group.addoption("--gpubench-label", metavar="TEXT", default="", help="label of the stored run")
+    group.addoption("--gpubench-quick", action="store_true",
+                    help="gpubench's --quick harness profile: short warm-up and time budget per case")
+    parser.addini("gpubench_store", "results store for --gpubench-store when the option is not given", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu(backend=None): needs a GPU (CUDA, or an OpenCL GPU); "
+                                       "skipped with the backends' reasons otherwise")
+    config.addinivalue_line("markers", "cuda(backend=None): needs a CUDA device; skipped with the reason otherwise")
+    config.addinivalue_line("markers", "opencl(backend=None): needs an OpenCL device; skipped with the reason if not")
+    path = config.getoption("gpubench_store") or config.getini("gpubench_store") or None
+    if hasattr(config, "workerinput"):
+        path = None  # xdist workers would each start a run; pytest-benchmark disables timing there anyway
+    config.pluginmanager.register(GpubenchSession(config, path), "gpubench-session")
+
+
+def _session(config: pytest.Config) -> GpubenchSession:
+    return config.pluginmanager.get_plugin("gpubench-session")
+
+
+class GpubenchSession:
+    """Per-session state: device probes for markers, results of every case, the store run."""
+
+    def __init__(self, config: pytest.Config, store_path: str | None):
+        self.config = config
+        self.store_path = store_path
+        self.store = None
+        self.run_id: int | None = None
+        self.backends_used: set[str] = set()
+        self.untimed: list = []  # skipped / incorrect / error CaseResults (not in pytest-benchmark's JSON)
+        self._probes: dict[tuple[str, str | None], str | None] = {}
+
+    # markers -----------------------------------------------------------------------------------
+    def device_reason(self, marker: str, backend_name: str | None) -> str | None:
+        """None when a device satisfying ``marker`` is present, else why not (cached per session)."""
+        key = (marker, backend_name)
+        if key not in self._probes:
+            self._probes[key] = _probe(marker, backend_name)
+        return self._probes[key]
+
+    # results -----------------------------------------------------------------------------------
+    def record(self, result, harness_settings=None) -> None:
+        """Keep one case result; with a store configured, commit it at once (as ``gpubench run`` does)."""
+        self.backends_used.add(result.spec.backend)
+        if result.status != "ok":
+            self.untimed.append(result)
+        if not self.store_path:
+            return
+        if self.store is None:
+            import shlex
+            from dataclasses import asdict
+
+            from gpubench.envinfo import capture_host
+            from gpubench.store import ResultStore
+
+            self.store = ResultStore(self.store_path)
+            settings = {"source": "pytest", "harness": asdict(harness_settings) if harness_settings else {}}
+            self.run_id = self.store.begin_run(
+                SUITE, baseline="numpy", label=self.config.getoption("gpubench_label"),
+                command="pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args),
+                settings=settings, environment={**capture_host(), "backends": {}})
+        self.store.add_result(self.run_id, result)
+
+    def backend_environments(self) -> dict[str, Any]:
+        """Each used backend's environment facts (versions, devices) or its unavailability reason."""
+        from gpubench.worker import backend_environment
+
+        out = {}
+        for name in sorted(self.backends_used):
+            try:
+                out[name] = backend_environment(name)
+            except Exception as exc:  # noqa: BLE001 - environment facts are best effort
+                out[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+        return out
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.store is None:
+            return
+        try:
+            env = self.store.run(self.run_id).environment
+            env["backends"] = self.backend_environments()
+            self.store.update_environment(self.run_id, env)
+            status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+            self.store.finish_run(self.run_id, status)
+            n = self.store.count_results(self.run_id)
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            if tr is not None:
+                tr.write_line(f"gpubench: stored {n} case(s) as run {self.run_id} in {self.store.path}")
+        finally:
+            self.store.close()
+            self.store = None
+
+    # pytest-benchmark hooks (optional: pytest-benchmark may not be installed) -------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict) -> None:
+        """Add gpubench's host facts and backend environments to the JSON's ``machine_info``."""
+        if self.backends_used:
+            from gpubench.envinfo import capture_host
+
+            machine_info["gpubench"] = {**capture_host(), "backends": self.backend_environments()}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_benchmark_update_json(self, config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+        """Keep skipped and incorrect cases in the JSON too, so an imported run shows them with reasons."""
+        if self.backends_used:
+            output_json["gpubench"] = {"schema": "gpubench-pytest", "version": 1,
+                                       "untimed": [r.to_dict() for r in self.untimed]}
+
+
+def _is_gpu(device) -> bool:
+    """A CUDA device, or an OpenCL device whose type says GPU (PoCL's CPU device is not one)."""
+    if device.kind == "cuda":
+        return True
+    if device.kind != "opencl":
+        return False
+    kind = str(device.details.get("type") or device.details.get("device_type") or "")
+    return "GPU" in kind.upper()
+
+
+def _probe(marker: str, backend_name: str | None) -> str | None:
+    from gpubench.backends import backend_names, get_backend
+    from gpubench.errors import GpubenchError, UsageError
+
+    kinds = MARKER_KINDS[marker]
+    what = "GPU" if marker == "gpu" else f"{marker} device"
+    if backend_name:
+        names = [backend_name]
+    else:
+        names = [n for n in backend_names() if set(get_backend(n).device_kinds) & set(kinds)]
+        if not names:
+            return f"no installed gpubench backend drives a {what}"
+    reasons = []
+    for name in names:
+        try:
+            backend = get_backend(name)
+        except UsageError as exc:
+            raise pytest.UsageError(f"@pytest.mark.{marker}: {exc}") from exc
+        except GpubenchError as exc:
+            reasons.append(str(exc))
+            continue
+        if not set(backend.device_kinds) & set(kinds):
+            reasons.append(f"{name}: drives no {what}")
+            continue
+        try:
+            backend.load()
+            devices = backend.devices()
+        except GpubenchError as exc:
+            reasons.append(str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a broken framework is a reason to skip, said plainly
+            reasons.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
+            continue
+        if any(_is_gpu(d) if marker == "gpu" else d.kind in kinds for d in devices):
+            return None
+        reasons.append(f"{name}: no {what} found")
+    return "; ".join(reasons)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip tests marked ``gpu``/``cuda``/``opencl`` when no such device is present."""
+    for marker in MARKER_KINDS:
+        for mark in item.iter_markers(marker):
+            backend = mark.args[0] if mark.args else mark.kwargs.get("backend")
+            if backend is None:
+                callspec = getattr(item, "callspec", None)
+                value = callspec.params.get("backend") if callspec is not None else None
+                backend = value if isinstance(value, str) else None
+            reason = _session(item.config).device_reason(marker, backend)
+            if reason:
+                pytest.skip(reason)
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def gpubench_settings(pytestconfig: pytest.Config):
+    """The :class:`~gpubench.harness.HarnessSettings` cases are calibrated with (override to change)."""
+    from gpubench.harness import QUICK, HarnessSettings
+
+    return QUICK if pytestconfig.getoption("gpubench_quick") else HarnessSettings()
+
+
+class BackendOnDevice:
+    """A loaded backend adapter and one of its resolved devices."""
+
+    def __init__(self, backend, device):
+        self.backend = backend
+        self.device = device
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work."""
+        self.backend.synchronize(self.device)
+
+    def __repr__(self) -> str:
+        return f"<{self.backend.name} on {self.device.id} ({self.device.name})>"
+
+
+@pytest.fixture
+def gpubench_backend() -> Callable[..., BackendOnDevice]:
+    """Factory ``gpubench_backend(name, device="cpu")``: the backend loaded on that device, or a skip (reason)."""
+    def make(name: str, device: str = "cpu") -> BackendOnDevice:
+        from gpubench.backends import get_backend
+        from gpubench.errors import Unavailable, UsageError
+
+        try:
+            backend = get_backend(name)
+        except UsageError as exc:
+            pytest.fail(f"gpubench: {exc}", pytrace=False)
+        try:
+            backend.load()
+            return BackendOnDevice(backend, backend.resolve_device(device))
+        except Unavailable as exc:
+            pytest.skip(str(exc))
+
+    return make
+
+
+@pytest.fixture
+def gpubench_case(request: pytest.FixtureRequest, gpubench_settings) -> Callable[..., GpubenchCase]:
+    """Factory: ``gpubench_case(workload, backend, device="cpu", dtype="float32", params=None, variant="default")``
+    or ``gpubench_case(spec)``, returning a verified :class:`GpubenchCase`; call ``case.run(benchmark)``.
+    """
+    session = _session(request.config)
+    made: list[GpubenchCase] = []
+
+    def make(workload, backend: str | None = None, device: str = "cpu", dtype: str = "float32",
+             params: dict[str, Any] | None = None, variant: str = "default") -> GpubenchCase:
+        from gpubench.records import CaseSpec, RecordError
+
+        if isinstance(workload, CaseSpec):
+            spec = workload
+        else:
+            if backend is None:
+                pytest.fail("gpubench_case: give a backend name", pytrace=False)
+            try:
+                spec = CaseSpec.make(workload, backend, device, dtype, params or {}, variant, SUITE)
+            except RecordError as exc:
+                pytest.fail(f"gpubench_case: {exc}", pytrace=False)
+        case = GpubenchCase(spec, gpubench_settings, session)
+        made.append(case)
+        case.prepare()
+        return case
+
+    yield make
+    for case in made:
+        case.close()
+
+
+class _SyncEvery:
+    """Calls ``fn``; every ``number``-th call also synchronizes the device (the end of one timed sample)."""
+
+    __slots__ = ("fn", "sync", "number", "count")
+
+    def __init__(self, fn: Callable[[], object], sync: Callable[[], object], number: int):
+        self.fn, self.sync, self.number, self.count = fn, sync, number, 0
+
+    def __call__(self) -> None:
+        self.fn()
+        self.count += 1
+        if self.count == self.number:
+            self.count = 0
+            self.sync()
+
+
+class GpubenchCase:
+    """One gpubench case made ready inside a test: built, checked against float64, then timed by :meth:`run`."""
+
+    def __init__(self, spec, settings, session: GpubenchSession):
+        self.spec = spec
+        self.settings = settings
+        self.session = session
+        self.op = None
+        self.backend = None
+        self.device = None
+        self.workload = None
+        self.params: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+        self.rel_error: float | None = None
+        self.tolerance: float | None = None
+        self.result = None
+        """The stored :class:`~gpubench.records.CaseResult` once :meth:`run` has finished."""
+
+    # building and checking -------------------------------------------------------------------------
+    def _record(self, status: str, **kw: Any):
+        from gpubench.records import CaseResult, spec_hash
+
+        base = {"flops": None, "bytes": None}
+        if self.workload is not None and self.params:
+            base = {"flops": self.workload.flops(self.params),
+                    "bytes": self.workload.bytes_moved(self.params, self.spec.dtype)}
+        base.update(kw)
+        result = CaseResult(spec=self.spec, status=status, spec_hash=spec_hash(self.spec, self.sources),
+                            device_name=self.device.name if self.device is not None else "", **base)
+        self.session.record(result, self.settings)
+        return result
+
+    def prepare(self) -> None:
+        """Build the case (as ``gpubench run``'s worker does) and check one call against the reference.
+
+        Skips the test when the backend, device or dtype is unavailable; fails it when the
+        result is wrong, so a wrong kernel can never pass as a fast one.
+        """
+        import numpy as np
+
+        from gpubench.backends import get_backend
+        from gpubench.errors import Unavailable, UsageError
+        from gpubench.records import CaseSpec
+        from gpubench.worker import _seed
+        from gpubench.workloads import get_workload
+
+        spec = self.spec
+        try:
+            self.workload = get_workload(spec.workload)
+            self.params = self.workload.normalize_params(spec.param_dict)
+            self.backend = get_backend(spec.backend)
+        except UsageError as exc:
+            pytest.fail(f"gpubench: {exc}", pytrace=False)
+        # The normalized spec (size=1024 → m=n=k=1024), as a suite expands it: same inputs (the seed
+        # comes from the spec) and the same match key as the case of a `gpubench run`.
+        spec = self.spec = CaseSpec.make(spec.workload, spec.backend, spec.device, spec.dtype, self.params,
+                                         spec.variant, spec.suite)
+        self.sources = {f"workload:{self.workload.name}": f"v{self.workload.version}"}
+        try:
+            self.backend.load()
+            self.device = self.backend.resolve_device(spec.device)
+            reason = self.backend.unsupported(spec, self.params, self.device)
+            if reason:
+                raise Unavailable(reason)
+            need = self.workload.memory_bytes(self.params, spec.dtype)
+            mem = self.device.memory_bytes
+            if mem and self.device.kind != "cpu" and need > mem:
+                raise Unavailable(f"needs about {need / 2**30:.1f} GiB, {self.device.id} has {mem / 2**30:.1f} GiB")
+            inputs = self.workload.make_inputs(self.params, spec.dtype, np.random.default_rng(_seed(spec)))
+            ref = self.workload.reference(inputs, self.params)
+            self.op = self.backend.build(spec, self.params, inputs, self.device)
+            self.sources.update(self.op.sources)
+            first = self.op.timer(self.op.call, 1)
+            out = self.op.result()
+            self.rel_error, self.tolerance = self.workload.check(out, ref, self.params, spec.dtype)
+            del out, inputs, ref
+        except Unavailable as exc:
+            self._record("skipped", error=str(exc))
+            pytest.skip(str(exc))
+        except Exception as exc:
+            self._record("error", error=f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500])
+            raise
+        if not self.rel_error <= self.tolerance:
+            msg = (f"relative error {self.rel_error:.3g} exceeds tolerance {self.tolerance:.3g}")
+            self._record("incorrect", error=msg, samples=(max(first, 1e-12),), clock=self.op.timer.name,
+                         rel_error=self.rel_error, tolerance=self.tolerance)
+            pytest.fail(f"gpubench: {spec.label()}: wrong result against the float64 reference: {msg} "
+                        f"(not timed)", pytrace=False)
+
+    @property
+    def sync(self) -> Callable[[], None] | None:
+        """The device synchronization to end each timed sample with (None for synchronous CPU backends)."""
+        from gpubench.backends.base import Backend
+
+        if type(self.backend).synchronize is Backend.synchronize:
+            return None
+        backend, device = self.backend, self.device
+        return lambda: backend.synchronize(device)
+
+    # timing ----------------------------------------------------------------------------------------
+    def calibrate(self) -> tuple[int, int]:
+        """Warm up and choose ``(calls per sample, rounds)`` with gpubench's harness logic.
+
+        Calls per sample as in :func:`gpubench.harness.measure` (a sample lasts at least
+        ``min_sample_s``); rounds fill the time budget, within ``[min_samples, max_samples]``.
+        Calibrated on the clock pytest-benchmark reads (host time, device synchronized at the
+        end of a sample), not on device events: an op whose device time is far below its host
+        launch cost would otherwise get samples far longer than intended.
+        """
+        import time
+
+        from gpubench.harness import HostTimer, calibrate
+
+        s, op = self.settings, self.op
+        timer = HostTimer(self.sync)
+        timings = [timer(op.call, 1)]
+        warm_start = time.perf_counter()
+        while len(timings) < s.warmup_min_calls + 1 or time.perf_counter() - warm_start < s.warmup_s:
+            timings.append(timer(op.call, 1))
+            if len(timings) > 10_000:
+                break
+        estimate = min(timings[1:])
+        number = calibrate(timer, op.call, estimate, s.min_sample_s)
+        sample_s = max(estimate * number, s.min_sample_s, 1e-9)
+        rounds = min(s.max_samples, max(s.min_samples, math.ceil(s.budget_s / sample_s)))
+        return number, rounds
+
+    def run(self, benchmark, rounds: int | None = None):
+        """Time the case with pytest-benchmark's ``benchmark`` fixture; return the :class:`CaseResult`.
+
+        Per-call statistics land in pytest-benchmark's report (it divides each round by the
+        calls per round); ``benchmark.extra_info["gpubench"]`` carries the case spec, FLOP and
+        byte counts and the correctness check, which ``gpubench import`` reads back.
+        """
+        from dataclasses import asdict
+
+        from gpubench.records import spec_hash
+        from gpubench.stats import summarize
+
+        if self.op is None:
+            raise RuntimeError("gpubench_case: the case was not prepared")
+        spec = self.spec
+        if benchmark.group is None:
+            benchmark.group = f"{spec.workload} {spec.dtype} {self.workload.describe(self.params)}"
+        flops = self.workload.flops(self.params)
+        nbytes = self.workload.bytes_moved(self.params, spec.dtype)
+        info = {
+            "record_version": 1, "spec": spec.to_dict(), "spec_hash": spec_hash(spec, self.sources),
+            "flops": flops, "bytes": nbytes, "rel_error": self.rel_error, "tolerance": self.tolerance,
+            "device_name": self.device.name, "clock": "perf_counter", "device_sync": self.sync is not None,
+            "harness": asdict(self.settings), "metrics": dict(self.op.metrics),
+        }
+        benchmark.extra_info["gpubench"] = info
+        if getattr(benchmark, "disabled", False):
+            benchmark.pedantic(self.op.call)  # --benchmark-disable: run once (already verified), time nothing
+            return None
+        sync = self.sync
+        if getattr(self.workload, "self_timed", False):
+            # One call is a whole training run, timed per epoch from within (as in the worker): time
+            # one more, warm run here; the record's samples are that run's steady-state epoch times.
+            target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, 1)
+            benchmark.pedantic(target, rounds=rounds or 1, iterations=1, warmup_rounds=0)
+            m = self.workload.measurement(self.op, self.settings)
+            samples, number, target_met, clock = m.samples, m.number, m.target_met, m.clock
+            info.update(self_timed=True, samples=list(samples), clock=clock, metrics=dict(self.op.metrics))
+        else:
+            number, auto_rounds = self.calibrate()
+            target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, number)
+            benchmark.pedantic(target, rounds=rounds or auto_rounds, iterations=number, warmup_rounds=0)
+            if sync is not None:
+                sync()  # pedantic makes one extra, untimed call for its return value
+            samples = tuple(float(x) for x in benchmark.stats.stats.data)
+            target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
+            clock = "perf_counter"
+        info.update(number=number, target_met=target_met)
+        med = summarize(list(samples)).median
+        if flops:
+            info["gflops"] = flops / med / 1e9
+        if nbytes:
+            info["gbps"] = nbytes / med / 1e9
+        self.result = self._record("ok", samples=samples, number=number, clock=clock,
+                                   rel_error=self.rel_error, tolerance=self.tolerance, target_met=target_met,
+                                   metrics={**self.op.metrics, "device_sync": sync is not None})
+        return self.result
+
+    def close(self) -> None:
+        """Free the case's device memory."""
+        op, self.op = self.op, None
+        if op is not None and op.close is not None:
+            try:
+                op.close()
+            except Exception as exc:  # noqa: BLE001 - freeing must not mask the test's outcome
+                print(f"gpubench: closing {self.spec.label()} failed: {exc}", file=sys.stderr)

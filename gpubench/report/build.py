@@ -1,0 +1,381 @@
+"""Assemble the self-contained HTML report from stored runs.
+
+One file: the page, its data as JSON, Plotly's JavaScript embedded once, and a small script
+that draws the figures and the sortable table. Nothing is fetched when it opens. Every section
+appears as soon as its data exists (a transfer section once transfer cases were measured, an
+MNIST section once a case carries an accuracy curve, a roofline once cases have FLOPs and bytes).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter, defaultdict
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from gpubench import __version__
+from gpubench.report import analysis, charts
+from gpubench.report.datasheet import datasheet_for
+from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
+from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
+from gpubench.store import ResultStore
+from gpubench.tables import fmt_bytes
+
+
+def _resource(name: str) -> str:
+    return (files("gpubench.report") / name).read_text(encoding="utf-8")
+
+
+class Page:
+    """Collects sections, figures and navigation links while the report is built."""
+
+    def __init__(self) -> None:
+        self.sections: list[str] = []
+        self.nav: list[tuple[str, str]] = []
+        self.figures: list[dict[str, Any]] = []
+
+    def figure(self, fig: dict[str, Any] | None) -> str:
+        """Register a figure; return its placeholder div ('' for None)."""
+        if fig is None or not fig.get("data"):
+            return ""
+        fid = f"fig{len(self.figures)}"
+        charts.fit_legend(fig)
+        self.figures.append({"id": fid, **fig})
+        return f'<div class="plot" id="{fid}"></div>'
+
+    def section(self, anchor: str, title: str, body: str) -> None:
+        """Add a section with a navigation link."""
+        self.nav.append((anchor, title))
+        self.sections.append(f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>')
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def _glance(page: Page, runs: list[RunData]) -> None:
+    lines = analysis.headlines(runs)
+    if not lines:
+        lines = ["No case produced a measurement yet."]
+    items = "".join(f"<li>{esc(s)}</li>" for s in lines)
+    baselines = sorted({r.info.baseline for r in runs if r.info.baseline})
+    named = esc(", ".join(b + ":cpu" for b in baselines) or "none")
+    note = ("Speedup is the CPU case's median time divided by this case's median time, at the same workload, "
+            "dtype and size. The headline compares with the <b>fastest CPU backend of the run</b>; the "
+            f"named baseline ({named}) is shown too.")
+    page.section("glance", "At a glance", f'<ul class="headlines">{items}</ul><p class="note">{note}</p>')
+
+
+def _flatten(prefix: str, value: Any, out: list[list[str]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for i, v in enumerate(value):
+            _flatten(f"{prefix}[{i}]", v, out)
+    elif isinstance(value, list):
+        out.append([prefix, ", ".join(str(v) for v in value)])
+    else:
+        out.append([prefix, "" if value is None else str(value)])
+
+
+def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
+    cpu = env.get("cpu") or {}
+    rows: list[list[Any]] = [
+        ["CPU", cpu.get("model", "?")],
+        ["cores", f"{cpu.get('physical_cores') or '?'} physical, {cpu.get('logical_cores') or '?'} logical"
+                  + (f", {cpu['affinity']} usable" if cpu.get("affinity") else "")],
+        ["vector ISA", ", ".join(cpu.get("isa") or []) or "?"],
+        ["memory", fmt_bytes(env.get("memory_bytes")) if env.get("memory_bytes") else "?"],
+        ["OS", env.get("os", "?")],
+        ["Python", env.get("python", "?")],
+    ]
+    for g in env.get("gpus") or []:
+        if isinstance(g, dict):
+            rows.append(["GPU", f"{g.get('name', '?')} · {g.get('memory', '?')} · driver {g.get('driver', '?')}"])
+    if not env.get("gpus"):
+        rows.append(["GPU", "none found by nvidia-smi"])
+    for lib in env.get("blas") or []:
+        if isinstance(lib, dict):
+            rows.append(["BLAS / threads", f"{lib.get('internal_api', '?')} {lib.get('version', '')} · "
+                         f"{lib.get('num_threads', '?')} threads · {lib.get('architecture', '')}".strip(" ·")])
+    for name, info in sorted((env.get("backends") or {}).items()):
+        if not isinstance(info, dict):
+            continue
+        if not info.get("available", True):
+            rows.append([f"backend {name}", f"unavailable: {info.get('reason', '?')}"])
+            continue
+        facts: list[list[str]] = []
+        _flatten("", {k: v for k, v in info.items() if k not in ("available", "devices", "blas")}, facts)
+        devs = [f"{d.get('id')} ({d.get('name')})" for d in info.get("devices") or [] if isinstance(d, dict)]
+        text = "; ".join(f"{k} {v}" for k, v in facts)
+        dev_text = "devices: " + ", ".join(devs) if devs else ""
+        rows.append([f"backend {name}", "; ".join(x for x in (text, dev_text) if x)])
+    libs = env.get("libraries") or {}
+    if libs:
+        rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in sorted(libs.items()))])
+    if env.get("env_vars"):
+        rows.append(["environment", ", ".join(f"{k}={v}" for k, v in sorted(env["env_vars"].items()))])
+    html_out = table(["", ""], rows)
+    if ceilings:
+        crow = [[c["device"], c["kind"], c.get("dtype") or "", f"{c['value']:.4g} {c['unit']}", c.get("method", "")]
+                for c in ceilings]
+        html_out += "<h3>Measured ceilings (gpubench calibrate)</h3>" + table(
+            ["device", "ceiling", "dtype", "value", "how"], crow, cls="cases")
+    names = [str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict)]
+    sheet_rows = []
+    for n in dict.fromkeys(names):
+        found = datasheet_for(n)
+        if found:
+            disp, peaks = found
+            sheet_rows.append([disp] + [f"{peaks[k]:g}" if k in peaks else "-"
+                                        for k in ("float64", "float32", "tf32", "bfloat16", "float16")]
+                              + [f"{peaks.get('mem_gbps', 0):g}"])
+    if sheet_rows:
+        html_out += ("<h3>Datasheet peaks (vendor, dense; no program reaches them)</h3>" + table(
+            ["GPU", "FP64 TFLOP/s", "FP32", "TF32", "BF16", "FP16", "memory GB/s"], sheet_rows, cls="cases"))
+    return html_out
+
+
+def _machines(page: Page, runs: list[RunData]) -> None:
+    groups: dict[tuple, list[RunData]] = defaultdict(list)
+    for r in runs:
+        groups[machine_key(r.env)].append(r)
+    blocks = []
+    for members in groups.values():
+        first = members[0]
+        who = ", ".join(m.label for m in members)
+        host = first.env.get("hostname", "")
+        blocks.append(f"<div><h3>{esc(host or 'machine')} <span class='muted'>({esc(who)})</span></h3>"
+                      f"{_machine_table(first.env, first.ceilings)}</div>")
+    page.section("machine", "The machine" if len(groups) == 1 else "The machines",
+                 f'<div class="machines">{"".join(blocks)}</div>')
+
+
+def _is_transfer(rows: list[dict[str, Any]]) -> bool:
+    return any("direction" in r["params"] for r in rows)
+
+
+def _is_training(rows: list[dict[str, Any]]) -> bool:
+    keys = ("curve", "epoch_curve", "time_to_target_s")
+    return any(any(k in r["metrics"] for k in keys) for r in rows)
+
+
+def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
+    multi = len(runs) > 1
+    rows = [r for run in runs for r in run.rows]
+    by_workload: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_workload[r["workload"]].append(r)
+    baselines = ", ".join(sorted({f"{run.info.baseline}:cpu" for run in runs if run.info.baseline})) or "none"
+    for workload, wrows in by_workload.items():
+        ok = [r for r in wrows if r["status"] == "ok"]
+        suites = sorted({r["suite"] for r in wrows})
+        parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok)} ok · '
+                 f"hover a point for its median, 95% CI and speedups</p>"]
+        if _is_transfer(wrows):
+            parts.append(page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors, multi)))
+        elif _is_training(wrows):
+            figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
+                    charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors, multi)]
+            parts.append('<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
+            finals = [[r["run_label"], charts.series_identity(r, True), r["size"],
+                       r["metrics"].get("final_accuracy", "-"),
+                       r["metrics"].get("time_to_target_s", "-") or "not reached"]
+                      for r in ok if r["metrics"]]
+            if finals:
+                parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)"], finals, "cases"))
+        if not _is_training(wrows):
+            if not _is_transfer(wrows):
+                for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
+                    drows = [r for r in ok if r["dtype"] == dtype]
+                    unit = "GB/s" if drows[0]["unit"] == "gbps" else "GFLOP/s"
+                    figs = [charts.throughput_figure(drows, f"{workload} {dtype}: {unit} against size", colors, multi),
+                            charts.speedup_figure(drows, f"{workload} {dtype}: speedup", baselines, colors, multi)]
+                    parts.append(f"<h3>{esc(workload)} · {esc(dtype)}</h3>"
+                                 + '<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
+        if len(parts) == 1:
+            parts.append('<p class="note">No case of this workload produced a measurement; see Problems below.</p>')
+        page.section(f"w-{re.sub(r'[^a-zA-Z0-9_-]', '_', workload)}", f"{workload}", "".join(parts))
+
+
+def _break_even(page: Page, runs: list[RunData]) -> None:
+    items = analysis.break_even(runs)
+    if not items:
+        compute = any(r["unit"] == "gflops" and r["status"] == "ok" for run in runs for r in run.rows)
+        if compute:
+            page.section("break-even", "Break-even size",
+                         '<p class="note">The break-even size is where a GPU case starts beating the fastest CPU '
+                         "backend. No accelerator case with a CPU reference was measured in these runs.</p>")
+        return
+    multi = len(runs) > 1
+    headers = (["run"] if multi else []) + ["workload", "dtype", "accelerator", "options",
+                                            "without host↔device copies", "with copies counted"]
+    rows = [([b.run_label] if multi else []) + [b.workload, b.dtype, b.series, b.flags or "-", b.text,
+                                                b.with_copies or "not measured"] for b in items]
+    page.section("break-even", "Break-even size",
+                 '<p class="note">The smallest measured size from which the accelerator beats the fastest CPU '
+                 "backend of the run at every larger size (interpolated between the two sizes around the crossing). "
+                 "With copies counted, each call also moves its inputs to the device and the result back "
+                 "(<code>include_transfer = true</code>).</p>" + table(headers, rows, "cases"))
+
+
+def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
+    multi = len(runs) > 1
+    points_all = [r for run in runs for r in run.rows
+                  if r["status"] == "ok" and r.get("gflops") and r.get("flops") and r.get("bytes")
+                  and not r["params"].get("include_transfer")]
+    if not points_all:
+        return
+    parts = ['<p class="note">Each case sits at its arithmetic intensity (FLOPs per byte it must move). '
+             "Below the sloped line a case is limited by memory bandwidth, below the flat line by compute. "
+             "Percentages are of the attainable: the lower of the two roofs at that intensity.</p>"]
+    # One chart per machine calibration and device kind.
+    groups: dict[tuple, list] = defaultdict(list)
+    ceil_of: dict[tuple, tuple] = {}
+    wanted = {id(r) for r in points_all}
+    for run in runs:
+        by_device = analysis.ceilings_by_device(run.ceilings)
+        for r in run.rows:
+            if id(r) not in wanted:
+                continue
+            dc = analysis.match_device(by_device, r)
+            key = (run.ceilings_run, dc.device if dc else None, r["kind"] if dc is None else "")
+            groups[key].append(r)
+            ceil_of[key] = (dc, run)
+    missing = False
+    for key, pts in groups.items():
+        dc, run = ceil_of[key]
+        names = [p["device_name"] for p in pts if p["device_name"]]
+        sheet = next((datasheet_for(n) for n in names if datasheet_for(n)), None)
+        if dc is None:
+            missing = True
+            title = f"roofline: {pts[0]['kind']} cases (no measured ceilings)"
+        else:
+            title = f"roofline: {dc.device} ({names[0] if names else ''}) · ceilings from run {key[0]}"
+        parts.append(page.figure(charts.roofline_figure(
+            title, pts, dc.peaks if dc else {}, dc.mem_gbps if dc else None, colors, multi,
+            datasheet=sheet[1] if sheet else None, datasheet_name=sheet[0] if sheet else "")))
+    if missing:
+        parts.append('<p class="note">Some devices have no measured ceilings: run <code>gpubench calibrate</code> '
+                     "on that machine, then make the report again.</p>")
+    page.section("roofline", "Roofline: how close to what the hardware can do", "".join(parts))
+
+
+#: Columns of the case table: (name, kind). The page formats each kind (times, rates, ×, %).
+TABLE_COLUMNS = (
+    ("run", "text"), ("workload", "text"), ("size", "text"), ("backend", "text"), ("device", "text"),
+    ("dtype", "text"), ("status", "text"), ("median", "time"), ("95% CI of the median", "ci"), ("rate", "rate"),
+    ("× fastest CPU", "times"), ("× baseline", "times"), ("% of roof", "pct"), ("samples", "int"), ("note", "text"),
+)
+
+
+def _table_rows(runs: list[RunData]) -> list[list[Any]]:
+    """Raw cell values (the page formats and sorts them); text cells are shown with textContent."""
+    out = []
+    for run in runs:
+        for r in run.rows:
+            backend = r["backend"] if r["variant"] == "default" else f"{r['backend']}[{r['variant']}]"
+            flags = charts.flags_text(r["params"])
+            ci = [r["ci95_low_s"], r["ci95_high_s"]] if r["median_s"] else None
+            note = r["error"] if r["status"] != "ok" else (
+                "" if r["target_met"] is not False else "noisy: CI target not met")
+            rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
+                if r.get("rate") else None
+            out.append([run.label, r["workload"], f"{r['size']} {flags}".strip() if flags else r["size"], backend,
+                        r["device"], r["dtype"], r["status"], r["median_s"], ci, rate, r.get("speedup_cpu"),
+                        r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note[:300]])
+    return out
+
+
+def _cases(page: Page, runs: list[RunData]) -> dict[str, Any]:
+    rows = _table_rows(runs)
+    page.section("cases", "Every case",
+                 '<p class="note">Click a column to sort; type to filter. Median of the per-call times, its '
+                 'distribution-free 95% confidence interval, and the rate at the median.</p>'
+                 '<input class="filter" id="cases-filter" placeholder="filter, e.g. float32 or cuda" '
+                 'aria-label="filter cases"> <span class="muted" id="cases-count"></span>'
+                 '<div class="tablewrap"><table class="cases" id="cases"><thead><tr></tr></thead>'
+                 "<tbody></tbody></table></div>")
+    return {"columns": [{"name": n, "kind": kind} for n, kind in TABLE_COLUMNS], "rows": rows}
+
+
+def _problems(page: Page, runs: list[RunData]) -> None:
+    bad = [(run, r) for run in runs for r in run.rows if r["status"] != "ok"]
+    if not bad:
+        page.section("problems", "Problems", '<p class="note">Every case ran and passed its correctness check.</p>')
+        return
+    groups: dict[tuple, list] = defaultdict(list)
+    for run, r in bad:
+        groups[(r["status"], r["error"] or "(no reason given)")].append((run, r))
+    order = {"incorrect": 0, "error": 1, "timeout": 2, "skipped": 3}
+    rows = []
+    for (status, reason), members in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), -len(kv[1]))):
+        examples = "; ".join(f"{r['label']}" + (f" ({run.label})" if len(runs) > 1 else "") for run, r in members[:3])
+        more = f" … and {len(members) - 3} more" if len(members) > 3 else ""
+        rows.append([status, len(members), reason[:500], examples + more])
+    counts = Counter(r["status"] for _, r in bad)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    page.section("problems", "Problems: skipped, failed and incorrect cases",
+                 f'<p class="note">{esc(summary)}. An incorrect case failed its check against the float64 '
+                 "reference and is never shown as a speedup.</p>"
+                 + table(["status", "cases", "reason", "examples"], rows, "cases"))
+
+
+# --- assembly ------------------------------------------------------------------------------------
+
+
+def render(runs: list[RunData]) -> str:
+    """The complete HTML document for ``runs``."""
+    import plotly.offline
+
+    for i, run in enumerate(runs):
+        for r in run.rows:
+            r["run_index"] = i
+        analysis.apply_ceilings(run)
+    page = Page()
+    colors = charts.Colors()
+    _glance(page, runs)
+    _machines(page, runs)
+    measured = [r for r in runs if r.info.suite != CALIBRATE_SUITE] or runs
+    _workloads(page, measured, colors)
+    _break_even(page, measured)
+    _roofline(page, measured, colors)
+    table_data = _cases(page, runs)
+    _problems(page, runs)
+
+    labels = ", ".join(f"{r.label} ({r.info.suite})" for r in runs)
+    first = runs[0].info
+    title = f"gpubench report: {labels}"
+    subtitle = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} · " +
+                " · ".join(f"{r.label}: suite {r.info.suite}, {r.info.started_at}, {r.info.status}" for r in runs))
+    nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in page.nav)
+    errjs, appjs = _resource("errors.js"), _resource("app.js")
+    plotlyjs = plotly.offline.get_plotlyjs()
+    parts = {
+        "TITLE": esc(title), "HEADING": esc("gpubench report"), "SUBTITLE": esc(subtitle), "NAV": nav,
+        "BODY": "\n".join(page.sections),
+        "FOOTER": esc(f"made by gpubench {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S')} · "
+                      f"command of {first.label}: {first.command or '-'}"),
+        "DATA": script_json({"figures": page.figures, "table": table_data}),
+        "ERRJS": errjs, "PLOTLYJS": plotlyjs, "APPJS": appjs, "CSP": csp_meta([errjs, plotlyjs, appjs]),
+    }
+    template = _resource("template.html")
+    return re.sub(r"\$([A-Z]+)", lambda m: parts[m.group(1)], template)
+
+
+def default_output(runs: list[RunData]) -> Path:
+    """``reports/run-<id>.html`` (``reports/runs-<id>-<id>….html`` for several runs)."""
+    ids = "-".join(str(r.info.id) for r in runs)
+    return Path("reports") / (f"run-{ids}.html" if len(runs) == 1 else f"runs-{ids}.html")
+
+
+def build_report(store: ResultStore, refs: list[str] | None,
+                 output: str | Path | None = None) -> tuple[Path, list[RunData]]:
+    """Load ``refs`` (default: latest run) from ``store``, render, and write the report atomically."""
+    runs = load_runs(store, refs)
+    text = render(runs)
+    path = Path(output or default_output(runs))
+    write_atomic(path, text)
+    return path, runs

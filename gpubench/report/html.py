@@ -1,0 +1,96 @@
+"""Safe HTML building blocks shared by ``gpubench report`` and ``gpubench compare --html``.
+
+Everything that comes from results, plug-ins or the environment is untrusted text: it goes
+into HTML through :func:`esc`, into ``<script>`` blocks through :func:`script_json` (which
+escapes ``<``, ``>`` and ``&`` so no string can close the block), into Plotly labels through
+:func:`plot_text` (Plotly renders a subset of HTML in labels), and into the sortable table
+through ``textContent`` on the page. The page also carries a Content-Security-Policy that
+allows only its own inline scripts (by hash) and no network access at all, so even a string
+that slipped through could neither run script nor fetch anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def esc(value: Any) -> str:
+    """``value`` as HTML text (quotes escaped too, so it is safe in attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def plot_text(value: Any) -> str:
+    """Text for a Plotly label: HTML-escaped, because Plotly interprets tags and entities in labels."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def _clean(obj: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe to place inside a ``<script>`` element (``</script>`` cannot appear in it)."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere: not JSON, so make it null
+        text = json.dumps(_clean(obj), separators=(",", ":"), default=str, allow_nan=False)
+    for ch, rep in _SCRIPT_ESCAPES.items():
+        text = text.replace(ch, rep)
+    return text
+
+
+def csp_hash(script: str) -> str:
+    """The CSP source expression (``'sha256-…'``) allowing exactly this inline script."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode() + "'"
+
+
+def csp_meta(scripts: list[str]) -> str:
+    """A ``<meta>`` Content-Security-Policy: these inline scripts only, inline styles, no network."""
+    hashes = " ".join(csp_hash(s) for s in scripts)
+    policy = (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+              "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+    return f'<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">'
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
+    target = Path(path).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def table(headers: list[str], rows: list[list[Any]], cls: str = "kv") -> str:
+    """A static HTML table; every cell is escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

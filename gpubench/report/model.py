@@ -1,0 +1,258 @@
+"""The report's data model: runs, their results as flat rows, and what is derived across cases.
+
+Everything here is plain data (no HTML, no Plotly), so sections and tests share one view of a
+report: which device kind each case ran on, its problem-size axis, its speedup against the run's
+named baseline and against the fastest CPU backend of the run, and the machine ceilings that
+apply to it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpubench.export import workload_unit
+from gpubench.records import CaseResult
+from gpubench.stats import median_ci95
+from gpubench.store import ResultStore, RunInfo
+
+#: Parameters that change *how* a case runs, not its problem: a CPU reference ignores them.
+MODE_PARAMS = ("tf32", "include_transfer")
+
+#: The suite name of a calibration run.
+CALIBRATE_SUITE = "calibrate"
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def describe_size(workload: str, params: dict[str, Any]) -> str:
+    """The workload's own short size text, or ``k=v`` pairs for a workload this gpubench lacks."""
+    from gpubench.workloads import WORKLOADS, get_workload
+
+    if workload in WORKLOADS:
+        try:
+            return get_workload(workload).describe(params)
+        except Exception:  # noqa: BLE001 - an odd parameter set still gets a label
+            pass
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def machine_key(env: dict[str, Any]) -> tuple:
+    """What identifies a machine across runs: host name, CPU model and GPU names."""
+    cpu = (env.get("cpu") or {}).get("model", "")
+    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
+    return (str(env.get("hostname", "")), str(cpu), gpus)
+
+
+def device_kind(env: dict[str, Any], backend: str, device: str) -> str:
+    """``cpu`` or the accelerator kind of ``device``, from the backend's reported devices when known.
+
+    An OpenCL device may be a CPU (PoCL): the backend's device list says so (its ``kind``, or an
+    OpenCL device ``type`` of CPU); otherwise the kind is the device id's prefix (``cuda:0`` → ``cuda``).
+    """
+    info = ((env.get("backends") or {}).get(backend) or {})
+    devices = [d for d in info.get("devices") or [] if isinstance(d, dict)]
+    prefix = device.split(":")[0]
+    match = next((d for d in devices if d.get("id") == device), None)
+    if match is None and prefix == device:  # a bare kind ("opencl") ran on that kind's first device
+        match = next((d for d in devices if str(d.get("id", "")).split(":")[0] == prefix), None)
+    if match is None:
+        return prefix
+    kind = str(match.get("kind") or prefix)
+    # An OpenCL device reports its type ("ALL | CPU" for PoCL): a CPU is a CPU whatever drives it.
+    dtype_text = str((match.get("details") or {}).get("type", "")).upper()
+    if "CPU" in dtype_text and "GPU" not in dtype_text and "ACCELERATOR" not in dtype_text:
+        return "cpu"
+    return kind
+
+
+@dataclass
+class RunData:
+    """One run with its rows (see :func:`enrich`) and the ceilings that apply to it."""
+
+    info: RunInfo
+    rows: list[dict[str, Any]]
+    ceilings: list[dict[str, Any]] = field(default_factory=list)
+    ceilings_run: int | None = None
+    label: str = ""
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.info.environment or {}
+
+
+def run_label(run: RunInfo) -> str:
+    """``run 7 · my label`` (the label only when the run has one)."""
+    return f"run {run.id}" + (f" · {run.label}" if run.label else "")
+
+
+def _ref_key(row: dict[str, Any]) -> tuple:
+    params = tuple(sorted((k, _freeze(v)) for k, v in row["params"].items() if k not in MODE_PARAMS))
+    return row["workload"], row["dtype"], params
+
+
+def _is_plain(row: dict[str, Any]) -> bool:
+    return not any(row["params"].get(k) for k in MODE_PARAMS)
+
+
+def base_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
+    """The fields of :func:`gpubench.export.result_rows` a report needs, computed once per result.
+
+    Same meaning as the export's rows, but each result's samples are sorted once and only the
+    median and its interval are derived (a report of 10,000 cases must take seconds).
+    """
+    units: dict[str, str] = {}
+    baseline = f"{run.baseline}:cpu" if run.baseline else ""
+    rows = []
+    for r in results:
+        s = r.spec
+        med = lo = hi = None
+        if r.samples:
+            xs = sorted(r.samples)
+            med = statistics.median(xs)
+            lo, hi = median_ci95(xs)
+        ok = r.status == "ok" and med
+        if s.workload not in units:
+            units[s.workload] = workload_unit(s.workload)
+        rows.append({
+            "run_id": run.id, "suite": run.suite, "workload": s.workload, "backend": s.backend,
+            "variant": s.variant, "device": s.device, "device_name": r.device_name, "dtype": s.dtype,
+            "params": s.param_dict, "status": r.status, "error": r.error, "n_samples": len(r.samples),
+            "median_s": med, "ci95_low_s": lo, "ci95_high_s": hi, "target_met": r.target_met,
+            "flops": r.flops, "bytes": r.bytes,
+            "gflops": r.flops / med / 1e9 if ok and r.flops else None,
+            "gbps": r.bytes / med / 1e9 if ok and r.bytes else None,
+            "baseline": baseline, "spec_hash": r.spec_hash, "unit": units[s.workload],
+        })
+    return rows
+
+
+def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
+    """Flat rows with derived fields used by every section.
+
+    Added fields: ``kind`` (device kind), ``size`` (the workload's size text), ``x`` and
+    ``x_unit`` (problem-size axis: FLOPs per call for compute workloads, bytes for bandwidth
+    ones), ``rate`` (GFLOP/s or GB/s by the workload's unit), ``metrics``,
+    ``speedup_baseline`` (over the run's named baseline on the CPU), ``speedup_cpu`` and
+    ``fastest_cpu`` (over the fastest CPU backend of the run at the same problem), ``label``.
+    """
+    env = run.environment or {}
+    rows = base_rows(run, results)
+    for row, res in zip(rows, results):
+        row["kind"] = device_kind(env, row["backend"], row["device"])
+        row["size"] = describe_size(row["workload"], row["params"])
+        row["metrics"] = res.metrics or {}
+        row["label"] = res.spec.label()
+        unit = row["unit"]
+        if unit == "gbps" or (not res.flops and res.bytes):
+            row["x"], row["x_unit"], row["rate"] = res.bytes, "bytes", row["gbps"]
+        else:
+            row["x"], row["x_unit"], row["rate"] = res.flops, "flops", row["gflops"]
+        if row["x"] is None and isinstance(row["params"].get("bytes"), (int, float)):
+            row["x"], row["x_unit"] = float(row["params"]["bytes"]), "bytes"
+        row["run_label"] = run_label(run)
+    # Fastest CPU case and baseline case per problem (mode parameters ignored, as a CPU has none).
+    fastest: dict[tuple, dict[str, Any]] = {}
+    baseline: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        if row["status"] != "ok" or row["kind"] != "cpu" or not row["median_s"] or not _is_plain(row):
+            continue
+        key = _ref_key(row)
+        if key not in fastest or row["median_s"] < fastest[key]["median_s"]:
+            fastest[key] = row
+        if row["backend"] == run.baseline and (key not in baseline or row["variant"] == "default"):
+            baseline[key] = row
+    for row in rows:
+        row["speedup_cpu"] = row["speedup_baseline"] = None
+        row["fastest_cpu"] = ""
+        if row["status"] != "ok" or not row["median_s"]:
+            continue
+        key = _ref_key(row)
+        if key in fastest:
+            ref = fastest[key]
+            row["speedup_cpu"] = ref["median_s"] / row["median_s"]
+            row["fastest_cpu"] = _series_text(ref)
+        if key in baseline:
+            row["speedup_baseline"] = baseline[key]["median_s"] / row["median_s"]
+    return rows
+
+
+def _series_text(row: dict[str, Any]) -> str:
+    variant = "" if row["variant"] == "default" else f"[{row['variant']}]"
+    return f"{row['backend']}{variant}:{row['device']}"
+
+
+def find_ceilings(store: ResultStore, run: RunInfo,
+                  extra_runs: list[RunInfo]) -> tuple[list[dict[str, Any]], int | None]:
+    """Ceilings that apply to ``run``: its own, else those of the newest calibration of the same machine."""
+    own = store.ceilings(run.id)
+    if own:
+        return own, run.id
+    key = machine_key(run.environment or {})
+    candidates = [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
+    candidates += [r for r in reversed(store.runs()) if r.suite == CALIBRATE_SUITE]
+    for cal in candidates:
+        if machine_key(cal.environment or {}) == key:
+            found = store.ceilings(cal.id)
+            if found:
+                return found, cal.id
+    return [], None
+
+
+def _int_params(row: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in row["params"].items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _declared_order(workload: str, names: dict[str, Any]) -> list[str]:
+    from gpubench.workloads import WORKLOADS, get_workload
+
+    declared = list(get_workload(workload).params) if workload in WORKLOADS else []
+    return sorted(names, key=lambda n: (declared.index(n) if n in declared else len(declared), n))
+
+
+def assign_families(rows: list[dict[str, Any]]) -> None:
+    """Set ``family`` on each row: which sweep of its workload it belongs to.
+
+    A workload may sweep several shapes (square matmuls and, separately, a rectangular layer
+    shape). Rows whose integer parameters are all equal form the ``m=n=k`` family; the others
+    are grouped by the integer parameters that stay constant among them (``n=4096 k=1024``).
+    A workload with a single sweep gets the family ``""``, so nothing is added to its labels.
+    """
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_workload.setdefault(r["workload"], []).append(r)
+    for wrows in by_workload.values():
+        square, other = [], []
+        for r in wrows:
+            ints = _int_params(r)
+            (square if len(ints) < 2 or len(set(ints.values())) == 1 else other).append(r)
+        constant: dict[str, Any] = {}
+        if other:
+            first = _int_params(other[0])
+            constant = {k: v for k, v in first.items() if all(_int_params(r).get(k) == v for r in other)}
+        other_name = " ".join(f"{k}={v}" for k, v in sorted(constant.items())) or "other shapes"
+        several = bool(square) and bool(other)
+        for r in square:
+            names = _declared_order(r["workload"], _int_params(r))
+            r["family"] = "=".join(names) if several and len(names) > 1 else ""
+        for r in other:
+            r["family"] = other_name if several else ""
+
+
+def load_runs(store: ResultStore, refs: list[str] | None) -> list[RunData]:
+    """Load the referenced runs (default: the latest) with enriched rows and applicable ceilings."""
+    infos: list[RunInfo] = []
+    for ref in refs or ["latest"]:
+        info = store.run(ref)
+        if info.id not in {i.id for i in infos}:
+            infos.append(info)
+    out = []
+    for info in infos:
+        rows = enrich(info, store.results(info.id))
+        ceilings, cal_id = find_ceilings(store, info, infos)
+        out.append(RunData(info, rows, ceilings, cal_id, run_label(info)))
+    assign_families([r for run in out for r in run.rows])
+    return out

@@ -1,0 +1,144 @@
+"""Synthetic but valid result stores for report and compare tests (and the report benchmark).
+
+Records go through the real :class:`CaseResult` validation and :class:`ResultStore`; only the
+timings are made up (from a simple cost model with noise), so they are deterministic.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from gpubench.records import CaseResult, CaseSpec
+from gpubench.store import ResultStore
+
+GPU_NAME = "NVIDIA H100 80GB HBM3"
+
+
+def environment(hostname: str = "synthetic-host", gpu: bool = True, extra_backend: str = "") -> dict[str, Any]:
+    """A run environment shaped like :func:`gpubench.envinfo.capture_host` plus backend facts."""
+    backends: dict[str, Any] = {
+        "numpy": {"available": True, "numpy": "2.x", "devices": [{"id": "cpu", "name": "Test CPU", "kind": "cpu"}]},
+        "torch": {"available": True, "torch": "2.x", "cuda": "12.8", "cudnn": 91000,
+                  "devices": [{"id": "cpu", "name": "Test CPU", "kind": "cpu"}]
+                  + ([{"id": "cuda:0", "name": GPU_NAME, "kind": "cuda"}] if gpu else [])},
+    }
+    if extra_backend:
+        backends[extra_backend] = {"available": True, "devices": [{"id": "cpu", "name": extra_backend, "kind": "cpu"}]}
+    return {
+        "hostname": hostname,
+        "cpu": {"model": "Test CPU 9000", "logical_cores": 32, "physical_cores": 16, "isa": ["avx2", "avx512f"]},
+        "memory_bytes": 64 << 30, "os": "Linux test", "python": "3.11.0",
+        "libraries": {"numpy": "2.x", "torch": "2.x"},
+        "blas": [{"internal_api": "openblas", "version": "0.3", "num_threads": 16, "architecture": "Zen"}],
+        "gpus": [{"name": GPU_NAME, "memory": "81559 MiB", "driver": "570.00", "bus_id": "0"}] if gpu else [],
+        "backends": backends,
+    }
+
+
+def samples(median: float, n: int, rng: random.Random, noise: float = 0.02) -> tuple[float, ...]:
+    """``n`` positive per-call times around ``median`` with a small right-skewed noise."""
+    return tuple(median * (1 + abs(rng.gauss(0, noise))) for _ in range(n))
+
+
+def matmul_result(backend: str, device: str, dtype: str, size: int, gflops: float, rng: random.Random,
+                  n: int = 10, status: str = "ok", suite: str = "matmul", noise: float = 0.02,
+                  **params: Any) -> CaseResult:
+    """A matmul record whose median reaches ``gflops``."""
+    spec = CaseSpec.make("matmul", backend, device, dtype, {"m": size, "n": size, "k": size, **params}, suite=suite)
+    flops = 2.0 * size**3
+    item = 8 if dtype == "float64" else 2 if dtype in ("float16", "bfloat16") else 4
+    kw: dict[str, Any] = {}
+    if status in ("skipped", "error", "timeout"):
+        return CaseResult(spec, status, error=f"{backend}: synthetic {status} reason", spec_hash="h" + spec.backend)
+    if status == "incorrect":
+        kw = {"rel_error": 0.5, "tolerance": 1e-5, "error": "relative error 0.5 exceeds tolerance 1e-05"}
+    return CaseResult(spec, status, samples=samples(flops / gflops / 1e9, n, rng, noise), flops=flops,
+                      bytes=3.0 * size * size * item, device_name=GPU_NAME if device.startswith("cuda") else "Test CPU",
+                      spec_hash="h" + spec.backend, target_met=True, **kw)
+
+
+def synthetic_run(store: ResultStore, n_results: int, seed: int = 0, label: str = "", gpu: bool = True,
+                  hostname: str = "synthetic-host", backend_name: str = "", device_name: str = "") -> int:
+    """Add a run of about ``n_results`` cases (all workloads' shapes, every status) and return its id."""
+    rng = random.Random(seed)
+    run_id = store.begin_run("mixed", baseline="numpy", label=label,
+                             environment=environment(hostname, gpu, backend_name), command="synthetic")
+    plan = []
+    cpu_backends = ["numpy", "torch"] + ([backend_name] if backend_name else [])
+    sizes = [64 * 2**i for i in range(8)]
+    for dtype in ("float32", "float64"):
+        for size in sizes:
+            for b in cpu_backends:
+                cpu_rate = 50.0 * (1 - 1 / (1 + size / 256)) * (1.5 if b == "torch" else 1)
+                plan.append(("matmul", b, "cpu", dtype, size, cpu_rate))
+            if gpu:
+                gpu_dev = device_name or "cuda:0"
+                plan.append(("matmul", "torch", gpu_dev, dtype, size, 40000.0 * (size / 8192) ** 1.5 + 1))
+                plan.append(("matmul_copy", "torch", gpu_dev, dtype, size, 8000.0 * (size / 8192) ** 1.2 + 0.5))
+    results: list[CaseResult] = []
+    i = 0
+    db = store.db
+    db.execute("BEGIN")
+    while len(results) < n_results:
+        kind, b, dev, dtype, size, rate = plan[i % len(plan)]
+        rep = i // len(plan)
+        i += 1
+        params = {"include_transfer": True} if kind == "matmul_copy" else {}
+        # Repeats beyond one pass vary a parameter so every case stays distinct.
+        params.update({"tf32": bool(rep % 2)} if rep else {})
+        status = "ok"
+        if i % 97 == 0:
+            status = "skipped"
+        elif i % 211 == 0:
+            status = "error"
+        elif i % 307 == 0:
+            status = "incorrect"
+        r = matmul_result(b, dev, dtype, size + 8 * (rep // 2), rate * rng.uniform(0.9, 1.1), rng, status=status,
+                          suite="mixed", **params)
+        results.append(r)
+        store.add_result(run_id, r)
+    # Transfer and training-shaped cases, when there is room.
+    if gpu:
+        for memory in ("pinned", "pageable"):
+            for direction in ("h2d", "d2h"):
+                for nbytes in (4096, 1 << 20, 1 << 26):
+                    spec = CaseSpec.make("transfer", "torch", device_name or "cuda:0", "float32",
+                                         {"bytes": nbytes, "direction": direction, "memory": memory}, suite="mixed")
+                    bw = (50 if memory == "pinned" else 15) * nbytes / (nbytes + 1e5)
+                    store.add_result(run_id, CaseResult(spec, "ok", samples=samples(nbytes / bw / 1e9, 7, rng),
+                                                        bytes=float(nbytes), spec_hash="t"))
+    for b, dev, speed in (("numpy", "cpu", 1.0), ("torch", device_name or ("cuda:0" if gpu else "cpu"), 20.0)):
+        spec = CaseSpec.make("mnist", b, dev, "float32", {"epochs": 3}, suite="mixed")
+        curve = [{"epoch": e, "epoch_s": 10.0 / speed, "eval_accuracy": 0.9 + 0.02 * e} for e in range(1, 4)]
+        store.add_result(run_id, CaseResult(spec, "ok", samples=samples(10.0 / speed, 3, rng), flops=1e12,
+                                            spec_hash="m", metrics={"curve": curve, "time_to_target_s": 10.0 / speed,
+                                                                    "target_accuracy": 0.9,
+                                                                    "final_accuracy": curve[-1]["eval_accuracy"]}))
+    db.execute("COMMIT")
+    store.finish_run(run_id)
+    return run_id
+
+
+def calibration_run(store: ResultStore, hostname: str = "synthetic-host", gpu: bool = True) -> int:
+    """A ``calibrate`` run with ceilings for the synthetic machine."""
+    run_id = store.begin_run("calibrate", environment=environment(hostname, gpu))
+    store.add_ceiling(run_id, "cpu", "peak_flops", 120.0, "GFLOP/s", dtype="float32", method="synthetic")
+    store.add_ceiling(run_id, "cpu", "peak_flops", 60.0, "GFLOP/s", dtype="float64", method="synthetic")
+    store.add_ceiling(run_id, "cpu", "mem_bw", 40.0, "GB/s", method="synthetic")
+    if gpu:
+        store.add_ceiling(run_id, "cuda", "peak_flops", 50000.0, "GFLOP/s", dtype="float32", method="synthetic")
+        store.add_ceiling(run_id, "cuda", "peak_flops", 45000.0, "GFLOP/s", dtype="float64", method="synthetic")
+        store.add_ceiling(run_id, "cuda", "mem_bw", 3000.0, "GB/s", method="synthetic")
+    store.finish_run(run_id)
+    return run_id
+
+
+def make_store(path: Path, n_results: int = 200, runs: int = 1, **kw: Any) -> ResultStore:
+    """A store at ``path`` with a calibration and ``runs`` synthetic runs (returned open)."""
+    store = ResultStore(path)
+    calibration_run(store, gpu=kw.get("gpu", True))
+    for i in range(runs):
+        synthetic_run(store, n_results, seed=i, label=kw.pop("label", "") if i == 0 else f"second {i}", **kw)
+    return store

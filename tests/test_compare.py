@@ -1,0 +1,160 @@
+"""``gpubench compare``: the Mann-Whitney test, labels on samples with known outcomes, exit status."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+
+import pytest
+
+from gpubench.compare import compare_results, compare_runs, mann_whitney_u
+from gpubench.records import CaseResult, CaseSpec
+from gpubench.store import ResultStore
+
+SPEC = CaseSpec.make("matmul", "numpy", "cpu", "float32", {"m": 256, "n": 256, "k": 256})
+
+
+def result(median: float, n: int = 30, seed: int = 0, noise: float = 0.01, spec: CaseSpec = SPEC,
+           spec_hash: str = "abc", status: str = "ok") -> CaseResult:
+    if status != "ok":
+        return CaseResult(spec, status, error="no cuda device", spec_hash=spec_hash)
+    rng = random.Random(seed)
+    samples = tuple(median * (1 + rng.gauss(0, noise)) for _ in range(n))
+    return CaseResult(spec, "ok", samples=samples, spec_hash=spec_hash, flops=2.0 * 256**3)
+
+
+# --- the test itself, against values computed by hand and by SciPy ---------------------------------
+
+
+def test_mann_whitney_exact_small_samples():
+    # Complete separation of 5 vs 5: U = 0, exact two-sided p = 2 / C(10, 5) = 2/252.
+    u, p = mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert u == 0
+    assert p == pytest.approx(2 / 252)
+    # Interleaved samples: no evidence at all.
+    u, p = mann_whitney_u([1, 3, 5, 7], [2, 4, 6, 8])
+    assert u == 6 and p == pytest.approx(0.6857142857, rel=1e-6)  # scipy.stats.mannwhitneyu, exact
+
+
+def test_mann_whitney_normal_approximation_with_ties():
+    x = [1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0]
+    y = [3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 7.0, 8.0]
+    u, p = mann_whitney_u(x, y)
+    # By hand: rank sum of x = 1 + 2.5 + 2.5 + 4.5 + 7 + 7 + 10 = 34.5, U = 34.5 - 7·8/2 = 6.5;
+    # tie term Σ(t³ - t) / (N(N - 1)) = 66 / 210; σ² = 7·8/12 · (16 - 66/210) = 73.2;
+    # z = (49.5 - 28 - 0.5) / √73.2 = 2.4544; p = erfc(z / √2) = 0.01411.
+    assert u == 6.5
+    assert p == pytest.approx(0.01411, abs=2e-4)
+
+
+def test_mann_whitney_agrees_with_scipy_when_installed():
+    stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(3)
+    for m, n in ((5, 7), (12, 12), (30, 25)):
+        x = [rng.random() for _ in range(m)]
+        y = [rng.random() + 0.2 for _ in range(n)]
+        ref = stats.mannwhitneyu(x, y, alternative="two-sided")
+        u, p = mann_whitney_u(x, y)
+        assert u == pytest.approx(ref.statistic)
+        assert p == pytest.approx(ref.pvalue, rel=0.05)
+
+
+def test_mann_whitney_identical_samples():
+    u, p = mann_whitney_u([1.0] * 5, [1.0] * 5)
+    assert p == 1.0 and not math.isnan(u)
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("new_median", "label"), [
+    (1.20e-3, "slower"),   # 20 % slower, far outside the noise
+    (0.80e-3, "faster"),
+    (1.02e-3, "same"),     # real but below the 5 % threshold
+])
+def test_labels_on_known_shifts(new_median, label):
+    c = compare_results(result(1e-3, seed=1), result(new_median, seed=2), threshold_pct=5.0)
+    assert c.label == label
+    assert c.change_pct == pytest.approx((new_median / 1e-3 - 1) * 100, abs=1.0)
+
+
+def test_large_change_within_noise_is_same():
+    # Two draws from the same very noisy distribution: the medians may differ by more than the
+    # threshold, but the rank test sees no real difference.
+    base = result(1e-3, n=8, seed=10, noise=0.4)
+    new = result(1e-3, n=8, seed=11, noise=0.4)
+    c = compare_results(base, new, threshold_pct=1.0)
+    assert c.label == "same" and c.p_value >= 0.05
+
+
+def test_not_comparable_when_benchmark_changed_or_not_ok():
+    c = compare_results(result(1e-3, spec_hash="aaa"), result(2e-3, spec_hash="bbb"))
+    assert c.label == "not comparable" and "spec hash" in c.reason
+    c = compare_results(result(1e-3), result(1e-3, status="skipped"))
+    assert c.label == "not comparable" and "skipped" in c.reason
+
+
+def test_compare_runs_matches_by_spec_and_reports_missing():
+    from gpubench.store import RunInfo
+
+    other = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1024})
+    only_new = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 2048})
+    run = RunInfo(1, "t", None, "complete", "s", "", "numpy", "", {}, {})
+    base = [result(1e-3), result(1e-4, spec=other)]
+    new = [result(1.5e-3, seed=5), result(1e-4, spec=other, seed=6), result(1e-4, spec=only_new)]
+    cmp = compare_runs(run, base, run, new)
+    labels = {c.spec.match_key(): c.label for c in cmp.cases}
+    assert labels[SPEC.match_key()] == "slower"
+    assert labels[other.match_key()] == "same"
+    assert labels[only_new.match_key()] == "not comparable"
+    assert [c.spec for c in cmp.regressions] == [SPEC]
+    assert cmp.cases[0].label == "slower"  # regressions first
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _store_two_runs(path, new_median: float, new_hash: str = "abc"):
+    with ResultStore(path) as store:
+        a = store.begin_run("matmul", label="<b>base</b>")
+        store.add_result(a, result(1e-3, seed=1))
+        b = store.begin_run("matmul", label="new")
+        store.add_result(b, result(new_median, seed=2, spec_hash=new_hash))
+    return a, b
+
+
+def test_cli_exit_status_one_on_regression(cli, store_path, tmp_path):
+    a, b = _store_two_runs(store_path, 1.3e-3)
+    code, out, _ = cli("compare", str(a), str(b), "--threshold", "10")
+    assert code == 1
+    assert "1 slower" in out and re.search(r"slower .* \+(2[5-9]|3[0-5])\.\d%", out), out
+    # A threshold above the change: still real, but not a regression.
+    code, out, _ = cli("compare", str(a), str(b), "--threshold", "50")
+    assert code == 0 and "1 same" in out
+
+
+def test_cli_no_regression_exit_zero_and_html(cli, store_path, tmp_path):
+    a, b = _store_two_runs(store_path, 0.7e-3)
+    html_path = tmp_path / "cmp" / "compare.html"
+    code, out, err = cli("compare", "latest~1", "latest", "--html", str(html_path))
+    assert code == 0, err
+    assert "faster" in out
+    text = html_path.read_text()
+    assert "faster" in text and "&lt;b&gt;base&lt;/b&gt;" in text and "<b>base" not in text
+    assert "<script" not in text
+
+
+def test_cli_hash_change_is_not_comparable(cli, store_path):
+    a, b = _store_two_runs(store_path, 3e-3, new_hash="changed")
+    code, out, _ = cli("compare", str(a), str(b))
+    assert code == 0  # a changed benchmark is not a regression
+    assert "not comparable" in out and "1 not comparable" in out
+
+
+def test_cli_bad_input(cli, store_path):
+    _store_two_runs(store_path, 1e-3)
+    code, _, err = cli("compare", "1", "9")
+    assert code == 2 and "no run 9" in err
+    code, _, err = cli("compare", "1", "2", "--threshold", "-3")
+    assert code == 2 and "--threshold" in err

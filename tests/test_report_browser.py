@@ -1,0 +1,175 @@
+"""The report in a real browser: headless Chromium opens it from disk with no network.
+
+Checks: no console output at all (every ``console.*`` call and every uncaught exception is
+logged by Chromium as an ``INFO:CONSOLE`` line on stderr), the page's own error hook reports
+nothing, every figure rendered (each plot ``div`` holds Plotly's ``main-svg``), the case table is
+filled, and injected names stay text. The detector itself is tested on deliberately broken pages.
+Skipped, with the reason, where Chromium is not installed (Debian: ``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic_results import calibration_run, synthetic_run  # noqa: E402
+
+from gpubench.records import CaseResult, CaseSpec  # noqa: E402
+from gpubench.report.build import build_report  # noqa: E402
+from gpubench.store import ResultStore  # noqa: E402
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
+
+EVIL = "<script>alert(1)</script>"
+EVIL_IMG = '<img src=x onerror="alert(2)">'
+
+
+def open_in_browser(page: Path, tmp_path: Path, budget_ms: int = 20000) -> tuple[str, list[str]]:
+    """Load ``page`` from disk in headless Chromium without network; return (DOM after scripts, console lines)."""
+    profile = tmp_path / "chromium-profile"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+           f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+           "--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget_ms}", "--dump-dom",
+           page.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    return proc.stdout, console
+
+
+class _Plots(HTMLParser):
+    """Finds each ``div.plot`` and whether an ``svg.main-svg`` was drawn inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plots: dict[str, bool] = {}
+        self.stack: list[str | None] = []
+        self.rows = 0
+        self.in_cases = False
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a)
+        if tag == "table" and a.get("id") == "cases":
+            self.in_cases = True
+        if tag == "tr" and self.in_cases:
+            self.rows += 1
+        if tag in ("br", "img", "input", "meta", "link", "hr", "wbr"):
+            return
+        plot = a.get("id") if tag == "div" and "plot" in (a.get("class") or "").split() else None
+        if plot:
+            self.plots[plot] = False
+        self.stack.append(plot)
+        if tag == "svg" and "main-svg" in (a.get("class") or "").split():
+            for p in self.stack:
+                if p:
+                    self.plots[p] = True
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_cases = False
+        if tag in ("br", "img", "input", "meta", "link", "hr", "wbr"):
+            return
+        if self.stack:
+            self.stack.pop()
+
+
+def parse(dom: str) -> _Plots:
+    p = _Plots()
+    p.feed(dom)
+    return p
+
+
+def page_errors(dom: str) -> int:
+    m = re.search(r'<html[^>]*data-errors="(\d+)"', dom)
+    return int(m.group(1)) if m else 0
+
+
+# --- the detector catches broken pages -------------------------------------------------------------
+
+
+def test_detector_catches_exceptions_console_errors_and_network(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><div class='plot' id='p'></div>"
+                    "<script>console.error('deliberate');</script>"
+                    "<script>notAFunction();</script>"
+                    "<script>fetch('https://example.com/').catch(function (e) { console.log('offline ' + e); });"
+                    "</script></body></html>")
+    dom, console = open_in_browser(page, tmp_path, budget_ms=3000)
+    text = "\n".join(console)
+    assert "deliberate" in text
+    assert "Uncaught ReferenceError" in text
+    assert "Failed to fetch" in text  # no network: the fetch could not go out
+    assert parse(dom).plots == {"p": False}  # an empty plot div is seen as not rendered
+
+
+@pytest.mark.parametrize("breakage", ["missing-plot-element", "corrupt-plotly"])
+def test_detector_catches_a_report_whose_plotting_fails(tmp_path, breakage):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        synthetic_run(store, 40, gpu=False)
+        path, _ = build_report(store, ["latest"], tmp_path / "r.html")
+    text = path.read_text()
+    if breakage == "missing-plot-element":
+        text = text.replace('<div class="plot" id="fig0">', '<div class="plot" id="renamed">', 1)
+    else:  # a damaged plotly.js (a syntax error, and no longer the script the page's policy allows)
+        assert text.count("var Plotly=(") == 1
+        text = text.replace("var Plotly=(", "var Plotly=((", 1)
+    broken = tmp_path / "broken-report.html"
+    broken.write_text(text)
+    dom, console = open_in_browser(broken, tmp_path)
+    assert console, "the breakage left no console line"
+    assert not all(parse(dom).plots.values())
+
+
+# --- the real report --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def report(tmp_path) -> tuple[Path, int]:
+    """A two-run report (GPU, transfers, training curves, every status) plus injection attempts."""
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        calibration_run(store)
+        first = synthetic_run(store, 120, seed=1, label=EVIL_IMG)
+        second = synthetic_run(store, 120, seed=2, label="second machine", backend_name=EVIL, device_name="cuda:0")
+        spec = CaseSpec.make("matmul", EVIL, EVIL_IMG, "float32", {"m": 64, "n": 64, "k": 64})
+        store.add_result(second, CaseResult(spec, "error", error=f"</script>{EVIL} failed"))
+        path, runs = build_report(store, [str(first), str(second)], tmp_path / "report.html")
+    return path, sum(len(r.rows) for r in runs)
+
+
+def test_report_renders_every_plot_without_console_output(report, tmp_path):
+    path, n_cases = report
+    dom, console = open_in_browser(path, tmp_path)
+    assert console == [], console
+    assert page_errors(dom) == 0
+    found = parse(dom)
+    assert len(found.plots) >= 8
+    assert all(found.plots.values()), [k for k, v in found.plots.items() if not v]
+    expected = re.search(r'data-plots-expected="(\d+)"', dom)
+    rendered = re.search(r'data-plots-rendered="(\d+)"', dom)
+    assert expected and rendered and expected.group(1) == rendered.group(1) == str(len(found.plots))
+    # Every case is a row of the sortable table (plus the header row).
+    assert found.rows == n_cases + 1
+
+
+def test_injected_names_stay_text_in_the_browser(report, tmp_path):
+    path, _ = report
+    dom, console = open_in_browser(path, tmp_path)
+    assert console == []
+    # No element was created from a name: the only images are none at all.
+    assert parse(dom).images == []
+    # The names are on the page, as text.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert "&lt;img src=x" in dom
