@@ -26,6 +26,7 @@ is used: a pytest run that does not use them loads nothing.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda(backend=None): needs a CUDA device; skipped with the reason otherwise")
     config.addinivalue_line("markers", "opencl(backend=None): needs an OpenCL device; skipped with the reason if not")
     path = config.getoption("gpubench_store") or config.getini("gpubench_store") or None
+    if path and os.path.isdir(path):
+        raise pytest.UsageError(f"--gpubench-store: {path} is a directory, not a results store file")
     if hasattr(config, "workerinput"):
         path = None  # xdist workers would each start a run; pytest-benchmark disables timing there anyway
     config.pluginmanager.register(GpubenchSession(config, path), "gpubench-session")
@@ -352,7 +355,7 @@ class GpubenchCase:
         from gpubench.backends import get_backend
         from gpubench.errors import Unavailable, UsageError
         from gpubench.records import CaseSpec
-        from gpubench.worker import _seed
+        from gpubench.worker import case_seed
         from gpubench.workloads import get_workload
 
         spec = self.spec
@@ -377,7 +380,7 @@ class GpubenchCase:
             mem = self.device.memory_bytes
             if mem and self.device.kind != "cpu" and need > mem:
                 raise Unavailable(f"needs about {need / 2**30:.1f} GiB, {self.device.id} has {mem / 2**30:.1f} GiB")
-            inputs = self.workload.make_inputs(self.params, spec.dtype, np.random.default_rng(_seed(spec)))
+            inputs = self.workload.make_inputs(self.params, spec.dtype, np.random.default_rng(case_seed(spec)))
             ref = self.workload.reference(inputs, self.params)
             self.op = self.backend.build(spec, self.params, inputs, self.device)
             self.sources.update(self.op.sources)

@@ -13,6 +13,7 @@ Record format history (``RECORD_VERSION``):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -185,9 +186,9 @@ class CaseResult:
             if v is not None and (not math.isfinite(v) or v < 0):
                 raise RecordError(f"{name} must be a non-negative number, got {v!r}")
 
-    @property
+    @functools.cached_property
     def summary(self) -> Summary | None:
-        """Statistics of the samples, or None when there are none."""
+        """Statistics of the samples (computed once), or None when there are none."""
         return summarize(list(self.samples)) if self.samples else None
 
     @property

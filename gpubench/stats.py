@@ -74,6 +74,15 @@ class Summary:
         return (self.ci95_high - self.ci95_low) / 2.0 / self.median
 
 
+def _stdev(xs: list[float]) -> float:
+    """Sample standard deviation in plain floats (``statistics.stdev`` is exact but slow)."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mean = math.fsum(xs) / n
+    return math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+
+
 def summarize(samples: list[float]) -> Summary:
     """Compute :class:`Summary` for a non-empty list of samples."""
     xs = sorted(samples)
@@ -86,7 +95,7 @@ def summarize(samples: list[float]) -> Summary:
         max=xs[-1],
         median=statistics.median(xs),
         mean=statistics.fmean(xs),
-        stdev=statistics.stdev(xs) if len(xs) > 1 else 0.0,
+        stdev=_stdev(xs),
         q1=quantile(xs, 0.25),
         q3=quantile(xs, 0.75),
         ci95_low=lo,

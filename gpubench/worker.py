@@ -25,7 +25,8 @@ from gpubench.harness import HarnessSettings, measure
 from gpubench.records import CaseResult, CaseSpec, spec_hash
 
 
-def _seed(spec: CaseSpec) -> int:
+def case_seed(spec: CaseSpec) -> int:
+    """Seed of a case's random inputs: derived from its spec, so every tool draws the same inputs."""
     return int(hashlib.sha256(spec.match_key().encode()).hexdigest()[:8], 16)
 
 
@@ -60,7 +61,7 @@ def measure_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings()) 
         if device.memory_bytes and device.kind != "cpu" and need > device.memory_bytes:
             return _result(spec, "skipped", f"needs about {need / 2**30:.1f} GiB, {device.id} has "
                            f"{device.memory_bytes / 2**30:.1f} GiB", spec_hash=spec_hash(spec, sources))
-        inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(_seed(spec)))
+        inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(case_seed(spec)))
         # The reference comes first, from pristine inputs: an op may update its inputs in place.
         ref = workload.reference(inputs, params)
         op = backend.build(spec, params, inputs, device)

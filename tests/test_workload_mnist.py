@@ -156,3 +156,16 @@ def test_a_backend_that_does_not_learn_is_incorrect(monkeypatch):
     r = _run("numpy", epochs=2)
     assert r.status == "incorrect" and r.rel_error > 0.3
     assert "exceeds tolerance" in r.error and r.metrics["curve"]
+
+
+def test_builtin_suite_expands_with_quick_profile():
+    from gpubench.spec import Filters, expand, load_suite
+
+    suite = load_suite("mnist")
+    full = expand(suite, Filters(backends=("numpy",)), check_memory=False)
+    quick = expand(suite, Filters(backends=("numpy",)), quick=True, check_memory=False)
+    assert {s.param_dict["model"] for s in full} == {"mlp", "cnn"}
+    assert all(s.param_dict["train_size"] == 8000 for s in full)
+    assert all(s.param_dict["train_size"] <= 2000 for s in quick)
+    sgd = [s for s in full if s.param_dict["optimizer"] == "sgd"][0]
+    assert sgd.param_dict["epochs"] == 20 and sgd.param_dict["lr"] == 0.1 and sgd.param_dict["batch_size"] == 100

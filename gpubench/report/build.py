@@ -153,6 +153,13 @@ def _machines(page: Page, runs: list[RunData]) -> None:
                  f'<div class="machines">{"".join(blocks)}</div>')
 
 
+def _num(value: Any, missing: str = "-") -> str:
+    """A metric for a table: 4 significant digits, or ``missing``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return missing
+    return f"{value:.4g}"
+
+
 def _is_transfer(rows: list[dict[str, Any]]) -> bool:
     return any("direction" in r["params"] for r in rows)
 
@@ -179,13 +186,15 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
         elif _is_training(wrows):
             figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
                     charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors, multi)]
-            parts.append('<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
+            parts.append("".join(page.figure(f) for f in figs))
             finals = [[r["run_label"], charts.series_identity(r, True), r["size"],
-                       r["metrics"].get("final_accuracy", "-"),
-                       r["metrics"].get("time_to_target_s", "-") or "not reached"]
+                       _num(r["metrics"].get("final_accuracy")),
+                       _num(r["metrics"].get("time_to_target_s"), "not reached"),
+                       _num(r["metrics"].get("samples_per_s"))]
                       for r in ok if r["metrics"]]
             if finals:
-                parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)"], finals, "cases"))
+                parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)", "samples/s"],
+                                   finals, "cases"))
         if not _is_training(wrows):
             if not _is_transfer(wrows):
                 for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
@@ -277,13 +286,12 @@ def _table_rows(runs: list[RunData]) -> list[list[Any]]:
     for run in runs:
         for r in run.rows:
             backend = r["backend"] if r["variant"] == "default" else f"{r['backend']}[{r['variant']}]"
-            flags = charts.flags_text(r["params"])
             ci = [r["ci95_low_s"], r["ci95_high_s"]] if r["median_s"] else None
             note = r["error"] if r["status"] != "ok" else (
                 "" if r["target_met"] is not False else "noisy: CI target not met")
             rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
                 if r.get("rate") else None
-            out.append([run.label, r["workload"], f"{r['size']} {flags}".strip() if flags else r["size"], backend,
+            out.append([run.label, r["workload"], charts.size_with_flags(r), backend,
                         r["device"], r["dtype"], r["status"], r["median_s"], ci, rate, r.get("speedup_cpu"),
                         r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note[:300]])
     return out

@@ -48,6 +48,14 @@ def flags_text(params: dict[str, Any]) -> str:
     return " ".join(out)
 
 
+def size_with_flags(row: dict[str, Any]) -> str:
+    """The size text plus the flags it does not already mention (``512³ tf32``, ``h2d 4 KiB pinned``)."""
+    size = row["size"]
+    extra = [f for f in flags_text(row["params"]).split()
+             if f not in size and f.split("=")[-1] not in size and not (f == "+copies" and "include_transfer" in size)]
+    return " ".join([size, *extra]) if extra else size
+
+
 def series_identity(row: dict[str, Any], with_dtype: bool = False) -> str:
     """``torch:cuda:0 tf32`` — what one line on a chart is (without the run)."""
     variant = "" if row["variant"] == "default" else f"[{row['variant']}]"
@@ -211,6 +219,8 @@ def speedup_figure(rows: list[dict[str, Any]], title: str, baseline: str, colors
 def transfer_figure(rows: list[dict[str, Any]], title: str, colors: Colors, multi_run: bool) -> dict[str, Any]:
     """Host↔device bandwidth against transfer size: pinned solid, pageable dashed."""
     rows = [r for r in rows if r["status"] == "ok" and r.get("gbps") and r.get("x")]
+    for r in rows:  # the size of one copy (a device-to-device copy moves it twice)
+        r["copy_bytes"] = r["params"]["bytes"] if isinstance(r["params"].get("bytes"), int) else r["x"]
     order = run_order(rows)
     multi_run = len(order) > 1
     groups: dict[tuple, list] = defaultdict(list)
@@ -222,19 +232,19 @@ def transfer_figure(rows: list[dict[str, Any]], title: str, colors: Colors, mult
         groups[(order[r["run_index"]], identity, memory)].append(r)
     traces = []
     for (run_index, identity, memory), pts in groups.items():
-        pts.sort(key=lambda r: r["x"])
+        pts.sort(key=lambda r: r["copy_bytes"])
         name = series_name(pts[0]["run_label"], f"{identity} {memory}".strip(), multi_run)
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": plot_text(name),
-            "x": [p["x"] for p in pts], "y": [p["gbps"] for p in pts],
-            "text": [hover(p, name, [f"{fmt_bytes(p['x'])} per transfer"]) for p in pts],
+            "x": [p["copy_bytes"] for p in pts], "y": [p["gbps"] for p in pts],
+            "text": [hover(p, name, [f"{fmt_bytes(p['copy_bytes'])} per copy"]) for p in pts],
             "hovertemplate": "%{text}<extra></extra>",
             "line": {"color": colors(identity), "width": 2, "dash": "dash" if memory == "pageable" else "solid"},
             "marker": {"symbol": SYMBOLS[run_index % len(SYMBOLS)], "size": 7},
         })
     layout = base_layout(title, "bytes per transfer", "GB/s")
     layout["yaxis"].update(log_ticks([r["gbps"] for r in rows]))
-    layout["xaxis"].update(log_ticks([r["x"] for r in rows]))
+    layout["xaxis"].update(log_ticks([r["copy_bytes"] for r in rows]))
     layout["annotations"] = [{"xref": "paper", "yref": "paper", "x": 1, "y": 1.02, "xanchor": "right",
                               "yanchor": "bottom", "showarrow": False, "font": {"size": 10, "color": "#555"},
                               "text": "solid: pinned host memory · dashed: pageable"}]
