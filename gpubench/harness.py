@@ -52,6 +52,31 @@ class HostTimer:
         return time.perf_counter() - t0
 
 
+class DeviceEventTimer:
+    """Times the loop between two device events recorded on the current stream (CUDA events).
+
+    ``new_event`` makes a timing-enabled event with ``record()`` and ``synchronize()``;
+    ``elapsed_ms(start, end)`` returns the milliseconds between two recorded events. The host
+    waits only for the end event, so launch overhead between calls is not counted as device time.
+    """
+
+    def __init__(self, name: str, new_event: Callable[[], object],
+                 elapsed_ms: Callable[[object, object], float]):
+        self.name = name
+        self.new_event = new_event
+        self.elapsed_ms = elapsed_ms
+
+    def __call__(self, fn: Callable[[], object], number: int) -> float:
+        start, end = self.new_event(), self.new_event()
+        it = itertools.repeat(None, number)
+        start.record()
+        for _ in it:
+            fn()
+        end.record()
+        end.synchronize()
+        return self.elapsed_ms(start, end) / 1e3
+
+
 @dataclass(frozen=True)
 class HarnessSettings:
     """Knobs of one measurement. Defaults follow GUIDE.md §4."""

@@ -123,3 +123,25 @@ def test_host_timer_synchronizes_before_and_after():
     timer = HostTimer(sync=lambda: events.append("sync"))
     assert timer(lambda: events.append("call"), 3) >= 0
     assert events == ["sync", "call", "call", "call", "sync"]
+
+
+def test_device_event_timer_reads_the_events_not_the_host():
+    from gpubench.harness import DeviceEventTimer
+
+    log = []
+
+    class Event:
+        def __init__(self):
+            self.t = None
+
+        def record(self):
+            log.append("record")
+            self.t = len(log)
+
+        def synchronize(self):
+            log.append("sync")
+
+    timer = DeviceEventTimer("cuda_event", Event, lambda s, e: (e.t - s.t) * 1.5)
+    seconds = timer(lambda: log.append("call"), 2)
+    assert log == ["record", "call", "call", "record", "sync"]
+    assert seconds == pytest.approx(3 * 1.5 / 1e3) and timer.name == "cuda_event"

@@ -2,12 +2,10 @@
 
 The ``.cu`` files ship in the wheel as ``gpubench.kernels`` and are compiled at run time by NVRTC
 through :class:`cupy.RawModule`; their text goes into each record's spec hash. Every case is
-timed with CUDA events on the current stream (:class:`CupyEventTimer`).
+timed with CUDA events on the current stream (:class:`gpubench.harness.DeviceEventTimer`).
 """
 
 from __future__ import annotations
-
-import itertools
 
 from gpubench.backends.base import Backend, DeviceInfo
 from gpubench.errors import Unavailable, require
@@ -16,26 +14,6 @@ CUPY_DTYPES = ("float64", "float32", "float16")
 #: CUDA runtime errors that mean "no usable driver" rather than "no GPU".
 _DRIVER_ERRORS = ("cudaErrorInsufficientDriver", "cudaErrorNoDevice", "cudaErrorInitializationError",
                   "cudaErrorSystemDriverMismatch", "cudaErrorCompatNotSupportedOnDevice", "cudaErrorStubLibrary")
-
-
-class CupyEventTimer:
-    """Times a loop of calls between two CUDA events recorded on the current stream."""
-
-    name = "cuda_event"
-
-    def __init__(self, cupy):
-        self.cupy = cupy
-
-    def __call__(self, fn, number):
-        cuda = self.cupy.cuda
-        start, end = cuda.Event(), cuda.Event()
-        it = itertools.repeat(None, number)
-        start.record()
-        for _ in it:
-            fn()
-        end.record()
-        end.synchronize()
-        return cuda.get_elapsed_time(start, end) / 1e3
 
 
 def kernel_source(relpath: str) -> str:
@@ -134,7 +112,9 @@ class CupyBackend(Backend):
 
     def timer(self, device):
         """CUDA events on the current stream."""
-        return CupyEventTimer(self.cupy)
+        from gpubench.harness import DeviceEventTimer
+
+        return DeviceEventTimer("cuda_event", self.cupy.cuda.Event, self.cupy.cuda.get_elapsed_time)
 
     def environment(self):
         cupy = self.cupy

@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 from gpubench.backends.base import Backend, DeviceInfo
 from gpubench.errors import require
 
 TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16")
-
-
-class CudaEventTimer:
-    """Times a loop of calls between two CUDA events on the current stream."""
-
-    name = "cuda_event"
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def __call__(self, fn, number):
-        torch = self.torch
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        it = itertools.repeat(None, number)
-        start.record()
-        for _ in it:
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
 
 
 class TorchBackend(Backend):
@@ -93,10 +70,12 @@ class TorchBackend(Backend):
 
     def timer(self, device):
         """CUDA events on a GPU; a host clock on the CPU."""
-        from gpubench.harness import HostTimer
+        from gpubench.harness import DeviceEventTimer, HostTimer
 
         if device.kind == "cuda":
-            return CudaEventTimer(self.torch)
+            cuda = self.torch.cuda
+            return DeviceEventTimer("cuda_event", lambda: cuda.Event(enable_timing=True),
+                                    lambda start, end: start.elapsed_time(end))
         return HostTimer()
 
     def environment(self):
