@@ -67,8 +67,9 @@ def _exact_cdf(u: float, m: int, n: int) -> float:
 def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
     """Two-sided Mann-Whitney U test: ``(U of x, p-value)``.
 
-    Exact null distribution for small samples without ties, otherwise the normal approximation
-    with tie and continuity corrections (what SciPy's ``method="auto"`` does).
+    Exact null distribution without ties up to ``EXACT_MAX_PAIRS`` pairs (further than SciPy's
+    ``method="auto"``, which stops at 8 samples per side), otherwise the normal approximation
+    with tie and continuity corrections, as SciPy's ``method="asymptotic"``.
     """
     m, n = len(x), len(y)
     if m == 0 or n == 0:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gpubench.compare import compare_results, compare_runs, mann_whitney_u
+from gpubench.compare import EXACT_MAX_PAIRS, compare_results, compare_runs, mann_whitney_u
 from gpubench.records import CaseResult, CaseSpec
 from gpubench.store import ResultStore
 
@@ -54,7 +54,9 @@ def test_mann_whitney_agrees_with_scipy_when_installed():
     for m, n in ((5, 7), (12, 12), (30, 25)):
         x = [rng.random() for _ in range(m)]
         y = [rng.random() + 0.2 for _ in range(n)]
-        ref = stats.mannwhitneyu(x, y, alternative="two-sided")
+        # gpubench uses the exact distribution up to EXACT_MAX_PAIRS (SciPy's "auto" stops at 8 per side).
+        method = "exact" if m * n <= EXACT_MAX_PAIRS else "asymptotic"
+        ref = stats.mannwhitneyu(x, y, alternative="two-sided", method=method)
         u, p = mann_whitney_u(x, y)
         assert u == pytest.approx(ref.statistic)
         assert p == pytest.approx(ref.pvalue, rel=0.05)
