@@ -92,3 +92,15 @@ def test_transfer_suite_expands(monkeypatch):
     specs = expand(load_suite("transfer"), quick=True, check_memory=False)
     assert {s.param_dict["direction"] for s in specs} == {"h2d", "d2h", "d2d"}
     assert not [s for s in specs if s.backend == "numpy"]
+
+
+def test_tensorflow_transfer_on_cpu_is_skipped_with_reason():
+    pytest.importorskip("tensorflow")
+    from gpubench.harness import QUICK
+    from gpubench.records import CaseSpec
+    from gpubench.worker import measure_case
+
+    spec = CaseSpec.make("transfer", "tensorflow", "cpu", "float32",
+                         {"bytes": 4096, "direction": "h2d", "memory": "pageable"})
+    r = measure_case(spec, QUICK)
+    assert r.status == "skipped" and r.error == "tensorflow: transfer needs a device with its own memory"
