@@ -8,8 +8,9 @@ Run: ``python benchmarks/harness_accuracy.py`` (CPU only, about a minute).
 2. A 1,000-element NumPy add: gpubench's median against ``timeit``'s best per-call time
    (autorange, best of 7). Target ratio at most 1.10.
 
-The two methods alternate for several rounds in one process, and each ratio is the median of
-the per-round ratios, so slow drifts of a shared machine hit both sides alike.
+The two methods alternate for several rounds in one process. Printed: the median of each side
+over the rounds, the median of the per-round ratios (pairs measured back to back, so slow drifts
+of a shared machine hit both sides alike), and every per-round ratio, to show the noise.
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ def matmul_op(size: int):
     return backend.build(spec, params, inputs, backend.resolve_device("cpu")).call
 
 
+def _fmt(ratios: list[float]) -> str:
+    return " ".join(f"{r:.3f}" for r in ratios)
+
+
 def main(rounds: int = 5) -> None:
-    print(f"{'case':<28}{'gpubench':>12}{'reference':>12}{'ratio':>8}  per-case s")
+    print(f"{'case':<28}{'gpubench':>12}{'reference':>12}{'ratio':>8}  per-case s  per-round ratios")
     for size in (256, 2048):
         call = matmul_op(size)
         ratios, walls, g_meds, p_meds = [], [], [], []
@@ -70,7 +75,7 @@ def main(rounds: int = 5) -> None:
             p_meds.append(p)
         med = statistics.median
         print(f"{f'matmul f32 {size} vs loop':<28}{med(g_meds) * 1e3:>10.4f}ms"
-              f"{med(p_meds) * 1e3:>10.4f}ms{med(ratios):>8.3f}  {med(walls):.2f}")
+              f"{med(p_meds) * 1e3:>10.4f}ms{med(ratios):>8.3f}  {med(walls):10.2f}  {_fmt(ratios)}")
 
     rng = np.random.default_rng(0)
     a = rng.random(1000, dtype=np.float32)
@@ -88,7 +93,7 @@ def main(rounds: int = 5) -> None:
         walls.append(wall)
     med = statistics.median
     print(f"{'add 1000 f32 vs timeit best':<28}{med(g_meds) * 1e9:>10.1f}ns"
-          f"{med(t_bests) * 1e9:>10.1f}ns{med(ratios):>8.3f}  {med(walls):.2f}")
+          f"{med(t_bests) * 1e9:>10.1f}ns{med(ratios):>8.3f}  {med(walls):10.2f}  {_fmt(ratios)}")
 
 
 if __name__ == "__main__":
