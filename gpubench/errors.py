@@ -23,7 +23,8 @@ class MissingDependency(Unavailable):
     """A framework that is not installed, naming the extra that installs it (the nvbench habit)."""
 
     def __init__(self, backend: str, module: str, extra: str):
-        super().__init__(f"{backend}: {module} not installed — pip install 'gpubench[{extra}]'")
+        what = "not installed" if module == backend else f"{module} not installed"
+        super().__init__(f"{backend}: {what} — pip install 'gpubench[{extra}]'")
         self.backend = backend
         self.module = module
         self.extra = extra

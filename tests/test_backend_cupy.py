@@ -13,7 +13,7 @@ from gpubench.worker import measure_case
 SMALL = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min_samples=3, max_samples=5,
                         target_rel_ci=0.5, budget_s=0.05)
 KNOWN_REASONS = (
-    "cupy: cupy not installed — pip install 'gpubench[cupy]'",
+    "cupy: not installed — pip install 'gpubench[cupy]'",
     "cupy: no CUDA driver found",
     "cupy: no CUDA device found",
 )

@@ -78,3 +78,13 @@ def test_relative_error_rejects_nan_and_shape():
     assert relative_error(np.array([1, 1, np.nan, 1.0]), ref) == np.inf
     assert relative_error(np.ones(3), ref) == np.inf
     assert relative_error(ref * (1 + 1e-3), ref) == pytest.approx(1e-3)
+
+
+def test_missing_framework_names_the_extra():
+    from gpubench.errors import MissingDependency, require
+
+    with pytest.raises(MissingDependency) as info:
+        require("nosuchfw", "nosuchfw", "nosuchfw")
+    assert str(info.value) == "nosuchfw: not installed — pip install 'gpubench[nosuchfw]'"
+    with pytest.raises(MissingDependency, match="^tensorflow: keras_nope not installed"):
+        require("tensorflow", "keras_nope", "tensorflow")
