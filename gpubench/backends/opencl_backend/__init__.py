@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gpubench.backends.base import Backend, DeviceInfo
+from gpubench.backends.base import Backend, BoundOp, DeviceInfo
 from gpubench.errors import Unavailable, require
 
 
@@ -129,6 +129,26 @@ class OpenclBackend(Backend):
             self._programs[key] = build_program(self.cl, self.queue(device).context, self._cl_devices[device.id],
                                                 source, options, relpath)
         return self._programs[key], source
+
+    def bind_kernel(self, device: DeviceInfo, kernel, global_size, local_size, *, inputs: dict, output,
+                    sources: dict[str, str], resident: tuple = ()) -> BoundOp:
+        """A ready op that enqueues ``kernel`` (arguments already set) and returns its event per call.
+
+        ``inputs`` and ``output`` are the device arrays the kernel reads and writes: declared for
+        ``include_transfer`` (``output`` is also the result); ``resident`` are arrays that stay on
+        the device (conv2d's filters). ``close`` releases them all.
+        """
+        cl, queue = self.cl, self.queue(device)
+
+        def call():
+            return cl.enqueue_nd_range_kernel(queue, kernel, global_size, local_size)
+
+        def close():
+            for array in {id(a): a for a in (*inputs.values(), output, *resident)}.values():
+                array.data.release()
+
+        return BoundOp(call=call, result=lambda: self.download(output), timer=self.timer(device), close=close,
+                       sources=sources, device_inputs=inputs, device_output=output)
 
     # --- data movement ---------------------------------------------------------------------------
     def upload(self, array, device, dtype=None):

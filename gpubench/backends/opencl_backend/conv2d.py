@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubench.backends.base import BoundOp
 from gpubench.workloads.conv2d import conv_shapes
 
 KERNEL = "opencl/conv2d.cl"
@@ -34,12 +33,5 @@ def build(backend, spec, params, inputs, device):
     kernel.set_args(x.data, wt.data, y.data, *(i32(v) for v in (n, c, h, w, k, r, s, p, q, stride, params["padding"])))
     global_size = (k, q, n * p) if nhwc else (q, p, n * k)
 
-    def call():
-        return cl.enqueue_nd_range_kernel(queue, kernel, global_size, None)
-
-    def close():
-        for a in (x, wt, y):
-            a.data.release()
-
-    return BoundOp(call=call, result=lambda: backend.download(y), timer=backend.timer(device), close=close,
-                   sources={f"kernels/{KERNEL}": source}, device_inputs={"x": x}, device_output=y)
+    return backend.bind_kernel(device, kernel, global_size, None, inputs={"x": x}, output=y, resident=(wt,),
+                               sources={f"kernels/{KERNEL}": source})

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubench.backends.base import BoundOp
-
 VARIANTS = ("tiled", "blocked")
 KERNELS = {"tiled": "opencl/matmul_tiled.cl", "blocked": "opencl/matmul_blocked.cl"}
 #: Rows of C per work-item in the blocked kernel.
@@ -61,13 +59,5 @@ def build(backend, spec, params, inputs, device):
     kernel = cl.Kernel(prg, f"matmul_{spec.variant}")
     kernel.set_args(a.data, b.data, c.data, np.int32(m), np.int32(n), np.int32(k))
 
-    def call():
-        return cl.enqueue_nd_range_kernel(queue, kernel, global_size, local_size)
-
-    def close():
-        for arr in (a, b, c):
-            arr.data.release()
-
-    return BoundOp(call=call, result=lambda: backend.download(c), timer=backend.timer(device), close=close,
-                   sources={f"kernels/{relpath}": source, "opencl:options": " ".join(options)},
-                   device_inputs={"a": a, "b": b}, device_output=c)
+    return backend.bind_kernel(device, kernel, global_size, local_size, inputs={"a": a, "b": b}, output=c,
+                               sources={f"kernels/{relpath}": source, "opencl:options": " ".join(options)})
