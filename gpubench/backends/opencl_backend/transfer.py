@@ -61,6 +61,11 @@ def build(backend, spec, params, inputs, device):
             host[...] = initial
         return host
 
+    def read_back(buf):
+        out = np.empty_like(src_host)
+        cl.enqueue_copy(queue, out, buf, is_blocking=True)
+        return out
+
     if direction == "h2d":
         host = host_buffer(src_host)
         dst = device_buffer()
@@ -70,9 +75,7 @@ def build(backend, spec, params, inputs, device):
             return cl.enqueue_copy(queue, dst, host, is_blocking=False)
 
         def result():
-            out = np.empty_like(src_host)
-            cl.enqueue_copy(queue, out, dst, is_blocking=True)
-            return out
+            return read_back(dst)
     elif direction == "d2h":
         src = device_buffer()
         cl.enqueue_copy(queue, src, src_host, is_blocking=True)
@@ -94,9 +97,7 @@ def build(backend, spec, params, inputs, device):
             return cl.enqueue_copy(queue, dst, src, byte_count=nbytes)
 
         def result():
-            out = np.empty_like(src_host)
-            cl.enqueue_copy(queue, out, dst, is_blocking=True)
-            return out
+            return read_back(dst)
 
     def close():
         queue.finish()
