@@ -26,8 +26,11 @@ def full_sizes(config: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def gpubench_settings(pytestconfig: pytest.Config):
     """Harness settings: quick unless full sizes were asked for (``--gpubench-quick`` forces quick)."""
-    from gpubench.harness import QUICK, HarnessSettings
+    return bench_profile(pytestconfig).settings
 
-    if pytestconfig.getoption("gpubench_quick") or not full_sizes(pytestconfig):
-        return QUICK
-    return HarnessSettings()
+
+def bench_profile(config: pytest.Config):
+    """The run profile of this benchmark session: sizes and harness settings, resolved once."""
+    from gpubench.profile import resolve_profile
+
+    return resolve_profile(quick=bool(config.getoption("gpubench_quick")) or not full_sizes(config))

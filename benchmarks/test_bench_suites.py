@@ -1,6 +1,6 @@
 """Every case of gpubench's built-in suites as a pytest-benchmark benchmark.
 
-Parametrized at collection time from the workload registry (``gpubench.workloads.WORKLOADS``),
+Parametrized at collection time from the workload registry (``gpubench.workloads.workload_names()``),
 the built-in suite files and the backend registry, so a new workload, suite or backend plug-in
 is picked up without touching this file. Cases on CUDA or OpenCL devices carry the ``gpu``,
 ``cuda`` and ``opencl`` markers (select with ``-m``); where the device is absent they are skipped
@@ -11,7 +11,7 @@ timed: a wrong result fails the test.
 from __future__ import annotations
 
 import pytest
-from conftest import full_sizes
+from conftest import bench_profile
 
 
 def _marks(spec) -> list:
@@ -24,22 +24,21 @@ def _marks(spec) -> list:
 
 
 def _case_id(spec) -> str:
-    variant = "" if spec.variant == "default" else f"[{spec.variant}]"
     params = ",".join(f"{k}={v}" for k, v in spec.params)
-    return f"{spec.workload}-{spec.backend}{variant}-{spec.device}-{spec.dtype}-{params}"
+    return f"{spec.workload}-{spec.implementation}-{spec.device}-{spec.dtype}-{params}"
 
 
-def bench_params(full: bool) -> list:
+def bench_params(quick_sizes: bool) -> list:
     """One ``pytest.param`` per case of every built-in suite, deduplicated, in registry order."""
     from gpubench.errors import UsageError
     from gpubench.spec import builtin_suites, expand, load_suite
-    from gpubench.workloads import WORKLOADS
+    from gpubench.workloads import workload_names
 
-    by_workload: dict[str, dict[str, object]] = {w: {} for w in WORKLOADS}
+    by_workload: dict[str, dict[str, object]] = {w: {} for w in workload_names()}
     broken = []
     for name in builtin_suites():
         try:
-            specs = expand(load_suite(name), quick=not full, check_memory=False)
+            specs = expand(load_suite(name), quick=quick_sizes, check_memory=False)
         except UsageError as exc:
             broken.append(pytest.param(None, f"suite {name}: {exc}", id=f"suite-{name}-invalid"))
             continue
@@ -57,7 +56,7 @@ def bench_params(full: bool) -> list:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "bench_spec" in metafunc.fixturenames:
-        metafunc.parametrize(("bench_spec", "problem"), bench_params(full_sizes(metafunc.config)))
+        metafunc.parametrize(("bench_spec", "problem"), bench_params(bench_profile(metafunc.config).quick_sizes))
 
 
 def test_case(bench_spec, problem, gpubench_case, benchmark):

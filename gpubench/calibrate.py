@@ -17,9 +17,7 @@ from typing import Any
 
 from gpubench.errors import UsageError
 from gpubench.records import CaseResult, CaseSpec
-from gpubench.report.analysis import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS
-from gpubench.report.model import CALIBRATE_SUITE
-from gpubench.store import ResultStore
+from gpubench.store import CALIBRATE_SUITE, D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, ResultStore
 
 #: Matmul dtypes tried per device kind (``tf32`` means float32 with tensor cores allowed).
 MATMUL_DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "tf32", "bfloat16", "float16", "float64"),
@@ -45,7 +43,7 @@ def saxpy_n(kind: str, quick: bool) -> int:
 def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: bool = False) -> list[CaseSpec]:
     """The calibration cases for the selected backends and device kinds (default: all of them)."""
     from gpubench.backends import backend_names, get_backend
-    from gpubench.workloads import WORKLOADS, get_workload
+    from gpubench.workloads import get_workload, is_workload
 
     names = list(backends) or backend_names()
     specs: list[CaseSpec] = []
@@ -65,7 +63,7 @@ def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: b
             if "saxpy" in implemented:
                 specs.append(CaseSpec.make("saxpy", name, kind, "float32", {"n": saxpy_n(kind, quick)},
                                            suite=CALIBRATE_SUITE))
-            if kind != "cpu" and "transfer" in WORKLOADS and "transfer" in implemented:
+            if kind != "cpu" and is_workload("transfer") and "transfer" in implemented:
                 workload = get_workload("transfer")
                 nbytes = (16 if quick else 256) << 20
                 for direction in ("h2d", "d2h", "d2d"):
@@ -83,31 +81,33 @@ def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: b
 
 
 def derive_ceilings(results: list[CaseResult]) -> list[dict[str, Any]]:
-    """The best correct measurement per (device, kind, dtype) as ceiling rows."""
+    """The best correct measurement per (device, kind, dtype) as ceiling rows.
+
+    Each row keeps the structured facts behind it (``device_name``, ``implementation``) beside
+    the human ``method`` sentence, so nothing later has to parse the sentence.
+    """
     best: dict[tuple, dict[str, Any]] = {}
     for r in results:
         if r.status != "ok":
             continue
         s = r.spec
         p = s.param_dict
-        backend = s.backend if s.variant == "default" else f"{s.backend}[{s.variant}]"
-        where = f" on {r.device_name}" if r.device_name else ""
+        how = f"via {s.implementation}" + (f" on {r.device_name}" if r.device_name else "")
         if s.workload == "matmul" and r.gflops:
-            dtype = "tf32" if p.get("tf32") else s.dtype
-            row = {"device": s.device, "kind": PEAK_FLOPS, "dtype": dtype, "value": r.gflops, "unit": "GFLOP/s",
-                   "method": f"matmul {p.get('size') or p.get('m')}³ via {backend}{where}"}
+            row = {"kind": PEAK_FLOPS, "dtype": "tf32" if p.get("tf32") else s.dtype, "value": r.gflops,
+                   "unit": "GFLOP/s", "method": f"matmul {p.get('size') or p.get('m')}³ {how}"}
         elif s.workload == "saxpy" and r.gbps:
-            row = {"device": s.device, "kind": MEM_BW, "dtype": "", "value": r.gbps, "unit": "GB/s",
-                   "method": f"saxpy n={p.get('n')} (2 arrays read, 1 written) via {backend}{where}"}
+            row = {"kind": MEM_BW, "dtype": "", "value": r.gbps, "unit": "GB/s",
+                   "method": f"saxpy n={p.get('n')} (2 arrays read, 1 written) {how}"}
         elif s.workload == "transfer" and r.gbps and p.get("direction") == "d2d":
-            row = {"device": s.device, "kind": MEM_BW, "dtype": "", "value": r.gbps, "unit": "GB/s",
-                   "method": f"device-to-device copy of {p.get('bytes')} bytes (read + written) via {backend}{where}"}
+            row = {"kind": MEM_BW, "dtype": "", "value": r.gbps, "unit": "GB/s",
+                   "method": f"device-to-device copy of {p.get('bytes')} bytes (read + written) {how}"}
         elif s.workload == "transfer" and r.gbps and p.get("direction") in ("h2d", "d2h"):
-            kind = H2D_BW if p["direction"] == "h2d" else D2H_BW
-            row = {"device": s.device, "kind": kind, "dtype": "", "value": r.gbps, "unit": "GB/s",
-                   "method": f"{p['direction']} {p.get('memory', '')} {p.get('bytes')} bytes via {backend}{where}"}
+            row = {"kind": H2D_BW if p["direction"] == "h2d" else D2H_BW, "dtype": "", "value": r.gbps,
+                   "unit": "GB/s", "method": f"{p['direction']} {p.get('memory', '')} {p.get('bytes')} bytes {how}"}
         else:
             continue
+        row.update(device=s.device, device_name=r.device_name, implementation=s.implementation)
         key = (row["device"], row["kind"], row["dtype"])
         if key not in best or row["value"] > best[key]["value"]:
             best[key] = row
@@ -116,47 +116,21 @@ def derive_ceilings(results: list[CaseResult]) -> list[dict[str, Any]]:
 
 def calibrate(store: ResultStore, backends: tuple[str, ...] = (), devices: tuple[str, ...] = (),
               quick: bool = False, timeout_s: float = 600.0, label: str = "",
-              command: str = "gpubench calibrate") -> tuple[int, list[dict[str, Any]]]:
-    """Run the calibration cases into ``store`` and store the derived ceilings; return (run id, ceilings)."""
-    import sys
+              command: str = "gpubench calibrate", progress=None) -> tuple[int, list[dict[str, Any]]]:
+    """Run the calibration cases into ``store`` and store the derived ceilings; return (run id, ceilings).
 
+    ``progress`` is the runner's progress callback (see :class:`gpubench.runner.Runner`).
+    """
     from gpubench.envinfo import capture_host
-    from gpubench.harness import QUICK, HarnessSettings
-    from gpubench.progress import Progress
+    from gpubench.profile import resolve_profile
     from gpubench.runner import Runner
 
     specs = plan(backends, devices, quick)
-    settings = QUICK if quick else HarnessSettings(budget_s=3.0, target_rel_ci=0.02)
-    progress = Progress(sys.stderr)
-    runner = Runner(store, settings, timeout_s, progress=progress.update)
-    try:
-        run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command,
-                               environment=capture_host())
-    finally:
-        progress.finish()
+    settings = resolve_profile(quick, base="calibrate").settings
+    runner = Runner(store, settings, timeout_s, progress=progress)
+    run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command,
+                           environment=capture_host())
     ceilings = derive_ceilings(store.results(run_id))
     for c in ceilings:
         store.add_ceiling(run_id, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"], method=c["method"])
     return run_id, ceilings
-
-
-def format_ceilings(run_id: int, ceilings: list[dict[str, Any]]) -> str:
-    """The ceilings as a terminal table, with datasheet peaks of known GPUs beside them."""
-    from gpubench.report.datasheet import datasheet_for
-    from gpubench.tables import render
-
-    if not ceilings:
-        return f"run {run_id}: no ceiling could be measured (every calibration case failed or was skipped; " \
-               f"see gpubench show {run_id})"
-    rows = []
-    for c in ceilings:
-        sheet = ""
-        found = datasheet_for(c["method"].split(" on ", 1)[-1]) if " on " in c["method"] else None
-        if found:
-            name, peaks = found
-            ref = peaks.get("mem_gbps") if c["kind"] == MEM_BW else peaks.get(c["dtype"], 0) * 1000
-            if ref:
-                sheet = f"{100 * c['value'] / ref:.0f}% of {name} datasheet {ref:g}"
-        rows.append([c["device"], c["kind"], c["dtype"] or "-", f"{c['value']:.4g} {c['unit']}", sheet, c["method"]])
-    table = render(["device", "ceiling", "dtype", "measured", "datasheet", "how"], rows, right=(3,))
-    return f"calibration run {run_id}\n{table}\nstored; 'gpubench report' uses them for the roofline and % of peak"

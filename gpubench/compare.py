@@ -178,15 +178,14 @@ def compare_runs(base_run: RunInfo, base_results: list[CaseResult], new_run: Run
 
 
 def _size(spec: CaseSpec) -> str:
-    from gpubench.report.model import describe_size
+    from gpubench.workloads import size_text
 
-    return describe_size(spec.workload, spec.param_dict)
+    return size_text(spec.workload, spec.param_dict)
 
 
 def _row(c: CaseComparison) -> list[str]:
     s = c.spec
-    backend = s.backend if s.variant == "default" else f"{s.backend}[{s.variant}]"
-    return [c.label, s.workload, _size(s), f"{backend}:{s.device}", s.dtype,
+    return [c.label, s.workload, _size(s), s.series, s.dtype,
             fmt_time(c.base.median_s if c.base else None), fmt_time(c.new.median_s if c.new else None),
             f"{c.change_pct:+.1f}%" if c.change_pct is not None else "-",
             f"{c.p_value:.2g}" if c.p_value is not None else "-", c.reason[:90]]

@@ -103,11 +103,6 @@ class HarnessSettings:
                 raise ValueError(f"{name} must not be negative")
 
 
-#: The ``--quick`` profile: enough to see the shape of a suite in seconds.
-QUICK = HarnessSettings(warmup_s=0.02, min_sample_s=0.005, min_samples=5, max_samples=50,
-                        target_rel_ci=0.05, budget_s=0.25)
-
-
 @dataclass(frozen=True)
 class Measurement:
     """Raw outcome of :func:`measure`: per-call samples and how they were taken."""

@@ -1,13 +1,14 @@
 """Import a pytest-benchmark JSON file (``--benchmark-json`` output) into the store as one run.
 
-Every benchmark becomes one :class:`~gpubench.records.CaseResult` whose samples are
-pytest-benchmark's raw per-iteration times (``stats.data``; each round's time divided by its
-iterations, so ``number`` is the iteration count):
+Every benchmark becomes one :class:`~gpubench.records.CaseResult`:
 
-* a benchmark timed through gpubench's pytest plugin carries its case in
-  ``extra_info["gpubench"]`` (spec, spec hash, FLOP and byte counts, correctness check) and comes
-  back as exactly that case, comparable with the same case of a ``gpubench run``;
-* any other benchmark becomes workload = its pytest node id, backend ``pytest``, device ``cpu``
+* a benchmark timed through gpubench's pytest plugin carries its ordinary gpubench record in
+  ``extra_info["gpubench"]`` (:meth:`CaseResult.to_dict`: spec, spec hash, FLOP and byte counts,
+  correctness check, and the samples, which are pytest-benchmark's own ``stats.data``) and comes
+  back as exactly that record, comparable with the same case of a ``gpubench run``;
+* any other benchmark's samples are pytest-benchmark's raw per-iteration times (``stats.data``;
+  each round's time divided by its iterations, so ``number`` is the iteration count), and it
+  becomes workload = its pytest node id, backend ``pytest``, device ``cpu``
   (pytest-benchmark times host code with a host clock) and dtype ``float64`` (a record needs a
   dtype; Python's float is one), with its group, param and options kept in ``metrics``.
 
@@ -25,6 +26,7 @@ Validation is complete before anything is written, and the run is written in one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -34,7 +36,6 @@ from typing import Any
 
 from gpubench.errors import UsageError
 from gpubench.records import CaseResult, CaseSpec, RecordError, spec_hash
-from gpubench.stats import summarize
 
 #: Suite name of imported runs.
 SUITE = "pytest-benchmark"
@@ -96,23 +97,15 @@ def _samples(path: str, bench: dict[str, Any], name: str) -> tuple[tuple[float, 
 
 def _gpubench_result(path: str, bench: dict[str, Any], info: dict[str, Any], name: str,
                      samples: tuple[float, ...], number: int) -> CaseResult:
-    """A benchmark timed through gpubench's pytest plugin, back as its case."""
-    spec = CaseSpec.from_dict(info["spec"])
-    if info.get("self_timed"):
-        # A training run: pytest-benchmark timed whole runs; the case's samples are its epoch times.
-        samples, number = tuple(float(x) for x in info.get("samples") or ()), int(info.get("number", 1))
-    harness = info.get("harness") or {}
-    target = harness.get("target_rel_ci")
-    target_met = info.get("target_met")
-    if target_met is None and target is not None and samples:
-        target_met = summarize(list(samples)).rel_ci_halfwidth <= target
-    return CaseResult(
-        spec=spec, status="ok", samples=samples, number=number, clock=info.get("clock", "perf_counter"),
-        flops=info.get("flops"), bytes=info.get("bytes"), rel_error=info.get("rel_error"),
-        tolerance=info.get("tolerance"), target_met=target_met, device_name=info.get("device_name") or "",
-        spec_hash=info.get("spec_hash") or spec_hash(spec),
-        metrics={**(info.get("metrics") or {}), "pytest_benchmark": {"fullname": bench.get("fullname", name)}},
-    )
+    """A benchmark timed through gpubench's pytest plugin: its ``extra_info`` holds the ordinary record."""
+    if "status" not in info:
+        raise _fail(path, f"benchmark {name!r}: extra_info.gpubench was written by an older gpubench plugin; "
+                          "run the benchmarks again with this gpubench")
+    result = CaseResult.from_dict(info)
+    if not result.spec.match_key():
+        raise _fail(path, f"benchmark {name!r}: extra_info.gpubench holds no case")
+    metrics = {**result.metrics, "pytest_benchmark": {"fullname": bench.get("fullname", name)}}
+    return dataclasses.replace(result, metrics=metrics)
 
 
 def _foreign_result(bench: dict[str, Any], name: str, samples: tuple[float, ...], number: int,

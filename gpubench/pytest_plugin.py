@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -218,16 +217,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 backend = value if isinstance(value, str) else None
             reason = _session(item.config).device_reason(marker, backend)
             if reason:
-                pytest.skip(reason)
+                _skip(reason)
 
 
 # --- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def gpubench_settings(pytestconfig: pytest.Config):
     """The :class:`~gpubench.harness.HarnessSettings` cases are calibrated with (override to change)."""
-    from gpubench.harness import QUICK, HarnessSettings
+    from gpubench.profile import resolve_profile
 
-    return QUICK if pytestconfig.getoption("gpubench_quick") else HarnessSettings()
+    return resolve_profile(quick=bool(pytestconfig.getoption("gpubench_quick"))).settings
 
 
 class BackendOnDevice:
@@ -260,7 +259,7 @@ def gpubench_backend() -> Callable[..., BackendOnDevice]:
             backend.load()
             return BackendOnDevice(backend, backend.resolve_device(device))
         except Unavailable as exc:
-            pytest.skip(str(exc))
+            _skip(str(exc))
 
     return make
 
@@ -312,37 +311,55 @@ class _SyncEvery:
             self.sync()
 
 
+def _skip(reason: str) -> None:
+    """Skip the running test, reported at the test's own location (not at this plugin's line)."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 class GpubenchCase:
-    """One gpubench case made ready inside a test: built, checked against float64, then timed by :meth:`run`."""
+    """One gpubench case made ready inside a test: built, checked against float64, then timed by :meth:`run`.
+
+    It drives the same :class:`gpubench.case.CasePath` as ``gpubench run``'s worker, so the
+    stored record is the same, field for field; only the samples come from pytest-benchmark.
+    """
 
     def __init__(self, spec, settings, session: GpubenchSession):
         self.spec = spec
         self.settings = settings
         self.session = session
-        self.op = None
-        self.backend = None
-        self.device = None
-        self.workload = None
-        self.params: dict[str, Any] = {}
-        self.sources: dict[str, str] = {}
-        self.rel_error: float | None = None
-        self.tolerance: float | None = None
+        self.path = None
         self.result = None
         """The stored :class:`~gpubench.records.CaseResult` once :meth:`run` has finished."""
 
-    # building and checking -------------------------------------------------------------------------
-    def _record(self, status: str, **kw: Any):
-        from gpubench.records import CaseResult, spec_hash
+    # convenience views of the prepared case ----------------------------------------------------------
+    @property
+    def op(self):
+        """The built op (None before :meth:`prepare` or after :meth:`close`)."""
+        return self.path.op if self.path is not None else None
 
-        base = {"flops": None, "bytes": None}
-        if self.workload is not None and self.params:
-            base = {"flops": self.workload.flops(self.params),
-                    "bytes": self.workload.bytes_moved(self.params, self.spec.dtype)}
-        base.update(kw)
-        result = CaseResult(spec=self.spec, status=status, spec_hash=spec_hash(self.spec, self.sources),
-                            device_name=self.device.name if self.device is not None else "", **base)
-        self.session.record(result, self.settings)
-        return result
+    @property
+    def backend(self):
+        return self.path.backend if self.path is not None else None
+
+    @property
+    def device(self):
+        return self.path.device if self.path is not None else None
+
+    @property
+    def workload(self):
+        return self.path.workload if self.path is not None else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.path.params if self.path is not None else {}
+
+    @property
+    def rel_error(self) -> float | None:
+        return self.path.rel_error if self.path is not None else None
+
+    @property
+    def tolerance(self) -> float | None:
+        return self.path.tolerance if self.path is not None else None
 
     def prepare(self) -> None:
         """Build the case (as ``gpubench run``'s worker does) and check one call against the reference.
@@ -350,56 +367,27 @@ class GpubenchCase:
         Skips the test when the backend, device or dtype is unavailable; fails it when the
         result is wrong, so a wrong kernel can never pass as a fast one.
         """
-        import numpy as np
+        from gpubench.case import CasePath
+        from gpubench.errors import UsageError
 
-        from gpubench.backends import get_backend
-        from gpubench.errors import Unavailable, UsageError
-        from gpubench.records import CaseSpec
-        from gpubench.worker import case_seed
-        from gpubench.workloads import get_workload
-
-        spec = self.spec
         try:
-            self.workload = get_workload(spec.workload)
-            self.params = self.workload.normalize_params(spec.param_dict)
-            self.backend = get_backend(spec.backend)
+            self.path = CasePath(self.spec)
         except UsageError as exc:
             pytest.fail(f"gpubench: {exc}", pytrace=False)
-        # The normalized spec (size=1024 → m=n=k=1024), as a suite expands it: same inputs (the seed
-        # comes from the spec) and the same match key as the case of a `gpubench run`.
-        spec = self.spec = CaseSpec.make(spec.workload, spec.backend, spec.device, spec.dtype, self.params,
-                                         spec.variant, spec.suite)
-        self.sources = {f"workload:{self.workload.name}": f"v{self.workload.version}"}
-        try:
-            self.backend.load()
-            self.device = self.backend.resolve_device(spec.device)
-            reason = self.backend.unsupported(spec, self.params, self.device)
-            if reason:
-                raise Unavailable(reason)
-            need = self.workload.memory_bytes(self.params, spec.dtype)
-            mem = self.device.memory_bytes
-            if mem and self.device.kind != "cpu" and need > mem:
-                raise Unavailable(f"needs about {need / 2**30:.1f} GiB, {self.device.id} has {mem / 2**30:.1f} GiB")
-            inputs = self.workload.make_inputs(self.params, spec.dtype, np.random.default_rng(case_seed(spec)))
-            ref = self.workload.reference(inputs, self.params)
-            self.op = self.backend.build(spec, self.params, inputs, self.device)
-            self.sources.update(self.op.sources)
-            first = self.op.timer(self.op.call, 1)
-            out = self.op.result()
-            self.rel_error, self.tolerance = self.workload.check(out, ref, self.params, spec.dtype)
-            del out, inputs, ref
-        except Unavailable as exc:
-            self._record("skipped", error=str(exc))
-            pytest.skip(str(exc))
-        except Exception as exc:
-            self._record("error", error=f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500])
-            raise
-        if not self.rel_error <= self.tolerance:
-            msg = (f"relative error {self.rel_error:.3g} exceeds tolerance {self.tolerance:.3g}")
-            self._record("incorrect", error=msg, samples=(max(first, 1e-12),), clock=self.op.timer.name,
-                         rel_error=self.rel_error, tolerance=self.tolerance)
-            pytest.fail(f"gpubench: {spec.label()}: wrong result against the float64 reference: {msg} "
-                        f"(not timed)", pytrace=False)
+        self.spec = self.path.spec  # normalized (size=1024 → m=n=k=1024), as a suite expands it
+        ended = self.path.prepare()
+        if ended is None:
+            return
+        self.result = ended
+        self.session.record(ended, self.settings)
+        if ended.status == "skipped":
+            _skip(ended.error)
+        if ended.status == "incorrect":
+            pytest.fail(f"gpubench: {self.spec.label()}: wrong result against the float64 reference: "
+                        f"{ended.error} (not timed)", pytrace=False)
+        trace = ended.metrics.get("traceback", "")
+        pytest.fail(f"gpubench: {self.spec.label()}: {ended.error}" + (f"\n{trace}" if trace else ""),
+                    pytrace=False)
 
     @property
     def sync(self) -> Callable[[], None] | None:
@@ -443,12 +431,12 @@ class GpubenchCase:
         """Time the case with pytest-benchmark's ``benchmark`` fixture; return the :class:`CaseResult`.
 
         Per-call statistics land in pytest-benchmark's report (it divides each round by the
-        calls per round); ``benchmark.extra_info["gpubench"]`` carries the case spec, FLOP and
-        byte counts and the correctness check, which ``gpubench import`` reads back.
+        calls per round); ``benchmark.extra_info["gpubench"]`` carries the case's ordinary
+        gpubench record (:meth:`CaseResult.to_dict`), which ``gpubench import`` reads back.
         """
-        from dataclasses import asdict
+        import time
 
-        from gpubench.records import spec_hash
+        from gpubench.harness import Measurement
         from gpubench.stats import summarize
 
         if self.op is None:
@@ -456,27 +444,16 @@ class GpubenchCase:
         spec = self.spec
         if benchmark.group is None:
             benchmark.group = f"{spec.workload} {spec.dtype} {self.workload.describe(self.params)}"
-        flops = self.workload.flops(self.params)
-        nbytes = self.workload.bytes_moved(self.params, spec.dtype)
-        info = {
-            "record_version": 1, "spec": spec.to_dict(), "spec_hash": spec_hash(spec, self.sources),
-            "flops": flops, "bytes": nbytes, "rel_error": self.rel_error, "tolerance": self.tolerance,
-            "device_name": self.device.name, "clock": "perf_counter", "device_sync": self.sync is not None,
-            "harness": asdict(self.settings), "metrics": dict(self.op.metrics),
-        }
-        benchmark.extra_info["gpubench"] = info
         if getattr(benchmark, "disabled", False):
             benchmark.pedantic(self.op.call)  # --benchmark-disable: run once (already verified), time nothing
             return None
-        sync = self.sync
-        if getattr(self.workload, "self_timed", False):
-            # One call is a whole training run, timed per epoch from within (as in the worker): time
-            # one more, warm run here; the record's samples are that run's steady-state epoch times.
+        sync, start = self.sync, time.perf_counter()
+        if self.workload.self_timed:
+            # One call is a whole training run, timed per epoch from within (as in the worker): run one
+            # more, warm, here; the record's samples are that run's steady-state epoch times.
             target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, 1)
             benchmark.pedantic(target, rounds=rounds or 1, iterations=1, warmup_rounds=0)
-            m = self.workload.measurement(self.op, self.settings)
-            samples, number, target_met, clock = m.samples, m.number, m.target_met, m.clock
-            info.update(self_timed=True, samples=list(samples), clock=clock, metrics=dict(self.op.metrics))
+            result = self.path.measure(self.settings)
         else:
             number, auto_rounds = self.calibrate()
             target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, number)
@@ -485,23 +462,17 @@ class GpubenchCase:
                 sync()  # pedantic makes one extra, untimed call for its return value
             samples = tuple(float(x) for x in benchmark.stats.stats.data)
             target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
-            clock = "perf_counter"
-        info.update(number=number, target_met=target_met)
-        med = summarize(list(samples)).median
-        if flops:
-            info["gflops"] = flops / med / 1e9
-        if nbytes:
-            info["gbps"] = nbytes / med / 1e9
-        self.result = self._record("ok", samples=samples, number=number, clock=clock,
-                                   rel_error=self.rel_error, tolerance=self.tolerance, target_met=target_met,
-                                   metrics={**self.op.metrics, "device_sync": sync is not None})
-        return self.result
+            result = self.path.finish(Measurement(samples, number, "perf_counter", target_met, 0,
+                                                  time.perf_counter() - start))
+        self.result = result
+        self.session.record(result, self.settings)
+        if result.status != "ok":
+            pytest.fail(f"gpubench: {spec.label()}: {result.error}", pytrace=False)
+        benchmark.extra_info["gpubench"] = result.to_dict()
+        return result
 
     def close(self) -> None:
         """Free the case's device memory."""
-        op, self.op = self.op, None
-        if op is not None and op.close is not None:
-            try:
-                op.close()
-            except Exception as exc:  # noqa: BLE001 - freeing must not mask the test's outcome
-                print(f"gpubench: closing {self.spec.label()} failed: {exc}", file=sys.stderr)
+        path, self.path = self.path, None
+        if path is not None:
+            path.close()

@@ -9,6 +9,9 @@ Record format history (``RECORD_VERSION``):
 
 * 1 — first version: spec, status, raw samples, calls per sample, clock, FLOP and byte counts,
   correctness error and tolerance, free-form ``metrics`` and ``device_name``.
+* 2 — ``flags`` (per-case warnings from :data:`FLAGS`) and ``host_samples`` (host-clock time per
+  call beside device-clock ``samples``). A version-1 record reads as one without flags whose host
+  time is its device time.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from gpubench.stats import Summary, summarize
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 #: Status of a finished case.
 STATUSES = ("ok", "incorrect", "error", "timeout", "skipped")
@@ -32,6 +35,15 @@ DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 #: Clocks a measurement may be taken with.
 CLOCKS = ("perf_counter", "cuda_event", "opencl_event", "fake")
+
+#: Per-case warnings a record may carry, with what each means. A flag never changes a status: an
+#: ``ok`` case with flags is correct, but its number needs the caveat the flag names.
+FLAGS = {
+    "noisy": "the median's 95 % interval did not reach the target within the time budget",
+    "launch_bound": "the host took at least as long per call as the device: launch overhead, not the kernel",
+    "implausible": "the rate is above a physical ceiling of the device (a measurement error, not a result)",
+    "above_ceiling": "the rate is above the machine's measured ceiling (calibrate again, without --quick)",
+}
 
 
 class RecordError(ValueError):
@@ -121,11 +133,20 @@ class CaseSpec:
         d.pop("suite")
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
+    @property
+    def implementation(self) -> str:
+        """The backend and its variant as one name: ``torch``, ``cupy[tiled]`` (the default variant is implied)."""
+        return self.backend if self.variant == "default" else f"{self.backend}[{self.variant}]"
+
+    @property
+    def series(self) -> str:
+        """Implementation on its device, ``cupy[tiled]:cuda:0``: what one line of a chart is."""
+        return f"{self.implementation}:{self.device}"
+
     def label(self) -> str:
         """Short human label, e.g. ``matmul torch:cpu float32 m=n=k=1024``."""
         p = " ".join(f"{k}={v}" for k, v in self.params)
-        variant = "" if self.variant == "default" else f"[{self.variant}]"
-        return f"{self.workload} {self.backend}{variant}:{self.device} {self.dtype} {p}".strip()
+        return f"{self.workload} {self.series} {self.dtype} {p}".strip()
 
 
 def spec_hash(spec: CaseSpec, sources: dict[str, str] | None = None) -> str:
@@ -164,6 +185,10 @@ class CaseResult:
     spec_hash: str = ""
     wall_s: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    """Warnings about this measurement (names from :data:`FLAGS`), sorted and unique."""
+    host_samples: tuple[float, ...] = ()
+    """Host-clock time per call for each sample when ``clock`` is a device clock (empty: same as ``samples``)."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -172,9 +197,16 @@ class CaseResult:
             raise RecordError(f"unknown clock {self.clock!r}")
         if not isinstance(self.number, int) or self.number < 1:
             raise RecordError(f"calls per sample must be a positive integer, got {self.number!r}")
-        for s in self.samples:
+        for s in (*self.samples, *self.host_samples):
             if not (isinstance(s, float) and math.isfinite(s) and s > 0):
                 raise RecordError(f"sample {s!r} is not a positive finite time")
+        if self.host_samples and len(self.host_samples) != len(self.samples):
+            raise RecordError(f"{len(self.host_samples)} host samples for {len(self.samples)} samples")
+        unknown = [f for f in self.flags if f not in FLAGS]
+        if unknown:
+            raise RecordError(f"unknown flag(s) {', '.join(map(repr, unknown))} (known: {', '.join(FLAGS)})")
+        if tuple(sorted(set(self.flags))) != tuple(self.flags):
+            object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
         if self.status in ("ok", "incorrect") and not self.samples:
             raise RecordError(f"a case with status {self.status!r} needs samples")
         if self.status in ("error", "timeout", "skipped") and not self.error:
@@ -196,6 +228,13 @@ class CaseResult:
         """Median per-call time in seconds."""
         s = self.summary
         return s.median if s else None
+
+    @property
+    def host_median_s(self) -> float | None:
+        """Median host-clock time per call (equal to :attr:`median_s` on host-timed backends)."""
+        if not self.host_samples:
+            return self.median_s
+        return summarize(list(self.host_samples)).median
 
     @property
     def gflops(self) -> float | None:
@@ -232,6 +271,8 @@ class CaseResult:
             "spec_hash": self.spec_hash,
             "wall_s": self.wall_s,
             "metrics": self.metrics,
+            "flags": list(self.flags),
+            "host_samples": list(self.host_samples),
         }
 
     @classmethod
@@ -256,4 +297,6 @@ class CaseResult:
             spec_hash=data.get("spec_hash") or "",
             wall_s=float(data.get("wall_s") or 0.0),
             metrics=data.get("metrics") or {},
+            flags=tuple(data.get("flags") or ()),
+            host_samples=tuple(float(s) for s in data.get("host_samples") or ()),
         )

@@ -78,6 +78,15 @@ MIGRATIONS = {0: _V1, 1: _V2}
 
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 
+#: Suite name of a ``gpubench calibrate`` run (its results are the evidence behind its ceilings).
+CALIBRATE_SUITE = "calibrate"
+
+#: Ceiling kinds of the ``ceilings`` table (unit in brackets).
+PEAK_FLOPS = "peak_flops"  # GFLOP/s, per dtype ("tf32" = float32 on tensor cores)
+MEM_BW = "mem_bw"  # GB/s, device memory read + written
+H2D_BW = "h2d_bw"  # GB/s, pinned host to device
+D2H_BW = "d2h_bw"  # GB/s, device to pinned host
+
 
 def now_iso() -> str:
     """Current UTC time, ISO 8601 with seconds."""

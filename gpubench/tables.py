@@ -54,15 +54,12 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """The summary table of a run (rows from :func:`gpubench.export.result_rows`)."""
-    from gpubench.workloads import get_workload
+    from gpubench.workloads import size_text
 
     body = []
     for r in rows:
-        try:
-            size = get_workload(r["workload"]).describe(r["params"])
-        except Exception:  # noqa: BLE001 - an unknown (imported) workload still shows
-            size = " ".join(f"{k}={v}" for k, v in r["params"].items())
-        backend = r["backend"] if r["variant"] == "default" else f"{r['backend']}[{r['variant']}]"
+        size = size_text(r["workload"], r["params"])
+        backend = r["implementation"]
         ci = ""
         if r["median_s"]:
             half = (r["ci95_high_s"] - r["ci95_low_s"]) / 2 / r["median_s"] * 100

@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 
+from gpubench.case import run_case
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 
 SMALL = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min_samples=3, max_samples=5,
                         target_rel_ci=0.5, budget_s=0.05)
@@ -50,7 +50,7 @@ def test_unavailable_case_is_skipped_with_the_exact_reason():
     assert reason in KNOWN_REASONS
     if importlib.util.find_spec("cupy") is None:
         assert reason == KNOWN_REASONS[0]
-    r = measure_case(CaseSpec.make("matmul", "cupy", "cuda", "float32", {"size": 64}, "tiled"), SMALL)
+    r = run_case(CaseSpec.make("matmul", "cupy", "cuda", "float32", {"size": 64}, "tiled"), SMALL)
     assert r.status == "skipped"
     assert r.error == reason
 
@@ -72,7 +72,7 @@ needs_gpu = pytest.mark.skipif(_reason() is not None, reason=f"{_reason()}")
 @pytest.mark.parametrize("variant", ["cublas", "naive", "tiled"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matmul_variants_are_correct(variant, dtype):
-    r = measure_case(CaseSpec.make("matmul", "cupy", "cuda", dtype, {"m": 100, "n": 70, "k": 33}, variant), SMALL)
+    r = run_case(CaseSpec.make("matmul", "cupy", "cuda", dtype, {"m": 100, "n": 70, "k": 33}, variant), SMALL)
     assert r.status == "ok", r.error
     assert r.clock == "cuda_event"
     assert r.rel_error <= r.tolerance
@@ -81,12 +81,12 @@ def test_matmul_variants_are_correct(variant, dtype):
 @needs_gpu
 @pytest.mark.parametrize("variant", ["elementwise", "raw"])
 def test_saxpy_variants_are_correct(variant):
-    r = measure_case(CaseSpec.make("saxpy", "cupy", "cuda", "float32", {"n": 100_003}, variant), SMALL)
+    r = run_case(CaseSpec.make("saxpy", "cupy", "cuda", "float32", {"n": 100_003}, variant), SMALL)
     assert r.status == "ok", r.error
     assert r.rel_error <= r.tolerance
 
 
 @needs_gpu
 def test_raw_kernel_rejects_float16_with_reason():
-    r = measure_case(CaseSpec.make("matmul", "cupy", "cuda", "float16", {"size": 64}, "naive"), SMALL)
+    r = run_case(CaseSpec.make("matmul", "cupy", "cuda", "float16", {"size": 64}, "naive"), SMALL)
     assert r.status == "skipped" and "float16" in r.error

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpubench.case import run_case
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 
 pytest.importorskip("pyopencl", reason="pyopencl not installed (pip install 'gpubench[opencl]')")
 
@@ -32,7 +32,7 @@ def device(backend):
 
 
 def run(workload, params, dtype="float32", variant="default", device="opencl"):
-    return measure_case(CaseSpec.make(workload, "opencl", device, dtype, params, variant), SMALL)
+    return run_case(CaseSpec.make(workload, "opencl", device, dtype, params, variant), SMALL)
 
 
 def test_devices_are_listed_with_ids_and_dtypes(backend):

@@ -1,12 +1,12 @@
-"""The TensorFlow backend, run for real on the CPU through :func:`gpubench.worker.measure_case`."""
+"""The TensorFlow backend, run for real on the CPU through :func:`gpubench.case.run_case`."""
 
 from __future__ import annotations
 
 import pytest
 
+from gpubench.case import run_case
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 
 pytest.importorskip("tensorflow", reason="tensorflow not installed (pip install 'gpubench[tensorflow]')")
 
@@ -15,7 +15,7 @@ SMALL = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, mi
 
 
 def run(workload, params, dtype="float32", device="cpu"):
-    return measure_case(CaseSpec.make(workload, "tensorflow", device, dtype, params), SMALL)
+    return run_case(CaseSpec.make(workload, "tensorflow", device, dtype, params), SMALL)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from gpubench.case import run_case
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 from gpubench.workloads import get_workload
 from gpubench.workloads.base import random_array, relative_error, round_to_bfloat16
 
@@ -13,7 +13,7 @@ TINY = HarnessSettings(warmup_s=0.0, min_sample_s=0.001, min_samples=3, max_samp
 
 
 def run(workload, backend, dtype, params, device="cpu", variant="default"):
-    return measure_case(CaseSpec.make(workload, backend, device, dtype, params, variant), TINY)
+    return run_case(CaseSpec.make(workload, backend, device, dtype, params, variant), TINY)
 
 
 @pytest.mark.parametrize("backend, dtype", [

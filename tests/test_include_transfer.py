@@ -8,10 +8,10 @@ import pytest
 from gpubench.backends import get_backend
 from gpubench.backends.base import DeviceInfo
 from gpubench.backends.transfer_wrap import HOST_NOTE
+from gpubench.case import run_case
 from gpubench.errors import Unavailable
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 from gpubench.workloads import get_workload
 
 TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min_samples=3, max_samples=3,
@@ -21,7 +21,7 @@ CONV = dict(n=2, c=3, h=8, w=8, k=4, r=3, s=3, padding=1)
 
 @pytest.mark.parametrize("workload, params", [("conv2d", CONV), ("matmul", {"size": 32}), ("saxpy", {"n": 1000})])
 def test_host_backends_run_unchanged_and_say_so(workload, params):
-    r = measure_case(CaseSpec.make(workload, "numpy", "cpu", "float32", dict(params, include_transfer=True)), TINY)
+    r = run_case(CaseSpec.make(workload, "numpy", "cpu", "float32", dict(params, include_transfer=True)), TINY)
     assert r.status == "ok", r.error
     assert r.metrics["include_transfer"] == HOST_NOTE
 
@@ -71,6 +71,6 @@ def test_an_op_without_device_buffers_is_skipped_with_reason():
 def test_torch_cpu_include_transfer_is_the_plain_case():
     if get_backend("torch").availability():
         pytest.skip("torch not installed")
-    r = measure_case(CaseSpec.make("conv2d", "torch", "cpu", "float32", dict(CONV, include_transfer=True)), TINY)
+    r = run_case(CaseSpec.make("conv2d", "torch", "cpu", "float32", dict(CONV, include_transfer=True)), TINY)
     assert r.status == "ok", r.error
     assert r.metrics["include_transfer"] == HOST_NOTE

@@ -12,7 +12,7 @@ import time
 
 from conftest import REPO
 
-from gpubench.harness import QUICK
+from gpubench.profile import QUICK
 from gpubench.records import CaseSpec
 from gpubench.runner import Runner
 from gpubench.store import ResultStore

@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
+from gpubench.case import run_case
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 from gpubench.workloads import get_workload
 from gpubench.workloads.conv2d import conv2d_reference
 
@@ -103,7 +103,7 @@ def test_cpu_backends_match_the_reference(backend, device, layout, shape):
     if not _available(backend):
         pytest.skip(f"{backend} unavailable here")
     spec = CaseSpec.make("conv2d", backend, device, "float32", dict(shape, layout=layout))
-    r = measure_case(spec, TINY)
+    r = run_case(spec, TINY)
     if backend == "tensorflow" and layout == "NCHW":
         assert r.status == "skipped" and "NHWC" in r.error
         return

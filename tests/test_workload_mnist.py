@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpubench.backends.numpy_backend.mnist import Trainer
+from gpubench.case import run_case
 from gpubench.errors import UsageError
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 from gpubench.workloads import get_workload
-from gpubench.workloads.mnist import SHAPES, curve_metrics, epoch_orders, initial_weights
+from gpubench.workloads.mnist import SHAPES, epoch_orders, initial_weights
+from gpubench.workloads.mnist_reference import Trainer
+from gpubench.workloads.training import curve_metrics
 
 SMALL = {"epochs": 3, "train_size": 2000, "eval_size": 1000, "accuracy_tolerance": 0.03, "target_accuracy": 0.85}
 
@@ -100,7 +101,7 @@ def test_curve_metrics():
 
 
 def _run(backend: str, **params):
-    return measure_case(CaseSpec.make("mnist", backend, "cpu", "float32", {**SMALL, **params}))
+    return run_case(CaseSpec.make("mnist", backend, "cpu", "float32", {**SMALL, **params}))
 
 
 def test_numpy_reference_learns_quickly_and_records_metrics():
@@ -133,7 +134,7 @@ def test_torch_cnn_matches_numpy_cnn_after_one_epoch():
     pytest.importorskip("torch")
     params = {"model": "cnn", "optimizer": "adam", "epochs": 1, "train_size": 500, "eval_size": 500,
               "accuracy_tolerance": 0.05, "target_accuracy": 0.5}
-    r = measure_case(CaseSpec.make("mnist", "torch", "cpu", "float32", params))
+    r = run_case(CaseSpec.make("mnist", "torch", "cpu", "float32", params))
     assert r.status == "ok", (r.error, r.metrics.get("traceback"))
 
 
@@ -169,3 +170,39 @@ def test_builtin_suite_expands_with_quick_profile():
     assert all(s.param_dict["train_size"] <= 2000 for s in quick)
     sgd = [s for s in full if s.param_dict["optimizer"] == "sgd"][0]
     assert sgd.param_dict["epochs"] == 20 and sgd.param_dict["lr"] == 0.1 and sgd.param_dict["batch_size"] == 100
+
+
+def test_export_carries_the_training_metrics(store_path, tmp_path):
+    """``gpubench export`` keeps MNIST's metrics: JSON in full, CSV as ``metric.*`` columns plus the curve."""
+    import csv
+    import io
+    import json
+
+    from conftest import run_gpubench
+
+    suite = tmp_path / "m.toml"
+    suite.write_text('name = "m"\n[[cases]]\nworkload = "mnist"\nbackends = ["numpy"]\ndtypes = ["float32"]\n'
+                     'params = { epochs = 2, train_size = 1000, eval_size = 500, target_accuracy = 0.5, '
+                     'accuracy_tolerance = 0.05 }\n')
+    proc = run_gpubench("run", "--suite", str(suite))
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(run_gpubench("export", "--format", "json").stdout)["results"]
+    metrics = row["metrics"]
+    assert row["status"] == "ok" and 0.5 < metrics["final_accuracy"] <= 1
+    assert len(metrics["curve"]) == 2 and metrics["samples_per_s"] > 0
+    [line] = list(csv.DictReader(io.StringIO(run_gpubench("export", "--format", "csv").stdout)))
+    assert float(line["metric.final_accuracy"]) == pytest.approx(metrics["final_accuracy"])
+    assert json.loads(line["metrics"])["curve"] == metrics["curve"]
+
+
+def test_every_backend_runs_the_workloads_epoch_loop():
+    """The workload owns the epoch clock: each backend supplies a session, none times itself."""
+    from gpubench.backends import get_backend
+
+    for name in ("numpy", "torch", "tensorflow", "cupy"):
+        backend = get_backend(name)
+        if "mnist" not in backend.workloads():
+            continue
+        module = backend._ops_module("mnist")
+        source = open(module.__file__, encoding="utf-8").read()
+        assert "perf_counter" not in source, f"{name}'s mnist module reads a clock of its own"

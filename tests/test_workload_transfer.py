@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpubench.case import run_case
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings
 from gpubench.records import CaseSpec
-from gpubench.worker import measure_case
 from gpubench.workloads import get_workload
 
 TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min_samples=3, max_samples=3,
@@ -27,7 +27,7 @@ def opencl_available():
 @pytest.mark.parametrize("nbytes", [4096, 1 << 20])
 def test_opencl_copies_run_and_verify(direction, memory, nbytes):
     params = {"bytes": nbytes, "direction": direction} | ({"memory": memory} if memory else {})
-    r = measure_case(CaseSpec.make("transfer", "opencl", "opencl", "float32", params), TINY)
+    r = run_case(CaseSpec.make("transfer", "opencl", "opencl", "float32", params), TINY)
     assert r.status == "ok", r.error
     assert r.rel_error == 0.0 and r.tolerance == 0.0
     assert r.clock == "opencl_event"
@@ -53,7 +53,7 @@ def test_torch_cpu_is_skipped_with_reason():
 
     if get_backend("torch").availability():
         pytest.skip("torch not installed")
-    r = measure_case(CaseSpec.make("transfer", "torch", "cpu", "float32", {"bytes": 4096}), TINY)
+    r = run_case(CaseSpec.make("transfer", "torch", "cpu", "float32", {"bytes": 4096}), TINY)
     assert r.status == "skipped"
     assert r.error == "torch: transfer needs a device with its own memory"
 
@@ -96,11 +96,11 @@ def test_transfer_suite_expands(monkeypatch):
 
 def test_tensorflow_transfer_on_cpu_is_skipped_with_reason():
     pytest.importorskip("tensorflow")
-    from gpubench.harness import QUICK
+    from gpubench.case import run_case
+    from gpubench.profile import QUICK
     from gpubench.records import CaseSpec
-    from gpubench.worker import measure_case
 
     spec = CaseSpec.make("transfer", "tensorflow", "cpu", "float32",
                          {"bytes": 4096, "direction": "h2d", "memory": "pageable"})
-    r = measure_case(spec, QUICK)
+    r = run_case(spec, QUICK)
     assert r.status == "skipped" and r.error == "tensorflow: transfer needs a device with its own memory"

@@ -8,59 +8,29 @@ and the workloads it implements; everything that needs the framework (``load``, 
 Op implementations live in modules ``<ops_package>.<workload>`` exposing
 ``build(backend, spec, params, inputs, device) -> BoundOp`` and optionally ``VARIANTS``
 (a tuple of implementation names, the first being the default) and
-``unsupported(backend, spec, params, device) -> str | None``. A plug-in may instead override
-:meth:`Backend.workloads`, :meth:`Backend.variants` and :meth:`Backend.build` directly.
+``unsupported(backend, spec, params, device) -> str | None``. A workload plug-in may also bring
+op modules for existing backends: its :attr:`Workload.ops <gpubench.workloads.base.Workload.ops>`
+maps a backend name to such a module, used where the backend has none of its own. A plug-in
+may instead override :meth:`Backend.workloads`, :meth:`Backend.variants` and
+:meth:`Backend.build` directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from gpubench.errors import Unavailable
 from gpubench.harness import HostTimer, Timer
+from gpubench.ops import BoundOp, DeviceInfo
 from gpubench.records import CaseSpec
 
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """A concrete device: ``id`` as used on the command line (``cpu``, ``cuda:0``, ``opencl:0:1``)."""
-
-    id: str
-    name: str
-    kind: str
-    memory_bytes: int | None = None
-    dtypes: tuple[str, ...] = ("float64", "float32")
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class BoundOp:
-    """One case made ready to run: inputs on the device, output buffer allocated.
-
-    ``call`` runs the operation once (it may return before the device finishes); ``timer``
-    times it correctly for the device; ``result`` synchronizes and returns the output as a
-    host NumPy array; ``close`` frees device memory.
-    """
-
-    call: Callable[[], object]
-    result: Callable[[], np.ndarray]
-    timer: Timer = field(default_factory=HostTimer)
-    close: Callable[[], None] | None = None
-    sources: dict[str, str] = field(default_factory=dict)
-    """Kernel source texts this op runs (hashed into the record so changed kernels are not compared)."""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    """Extra per-case measurements (for example an MNIST accuracy curve)."""
-    device_inputs: dict[str, Any] = field(default_factory=dict)
-    """Device arrays the op reads, by input name, that ``include_transfer`` refills from host memory."""
-    device_output: Any = None
-    """Device array the op writes (or a function returning the latest one, for ops that allocate
-    their output), that ``include_transfer`` copies back to host memory."""
+__all__ = ["Backend", "BoundOp", "DeviceInfo", "dtype_storage"]
 
 
 class Backend:
@@ -82,27 +52,39 @@ class Backend:
     # --- static declarations (no framework import) ------------------------------------------
     def workloads(self) -> tuple[str, ...]:
         """Workloads this backend implements (from the op modules present)."""
-        from gpubench.workloads import WORKLOADS
+        from gpubench.workloads import workload_names
 
-        return tuple(w for w in WORKLOADS if self._ops_module_exists(w))
+        return tuple(w for w in workload_names() if self._ops_module_exists(w))
 
     def variants(self, workload: str) -> tuple[str, ...]:
         """Implementation variants of ``workload``; the first is the default."""
         module = self._ops_module(workload)
         return tuple(getattr(module, "VARIANTS", ("default",)))
 
+    def _ops_module_name(self, workload: str) -> str | None:
+        """The op module of ``workload`` for this backend: its own, else one the workload brings."""
+        from gpubench.workloads import find_workload
+
+        candidates = [f"{self.ops_package}.{workload}"] if self.ops_package else []
+        found = find_workload(workload)
+        if found is not None and self.name in found.ops:
+            candidates.append(found.ops[self.name])
+        for name in candidates:
+            try:
+                if importlib.util.find_spec(name) is not None:
+                    return name
+            except ModuleNotFoundError:
+                continue
+        return None
+
     def _ops_module_exists(self, workload: str) -> bool:
-        if not self.ops_package:
-            return False
-        try:
-            return importlib.util.find_spec(f"{self.ops_package}.{workload}") is not None
-        except ModuleNotFoundError:
-            return False
+        return self._ops_module_name(workload) is not None
 
     def _ops_module(self, workload: str):
-        if not self._ops_module_exists(workload):
+        name = self._ops_module_name(workload)
+        if name is None:
             raise Unavailable(f"{self.name}: workload {workload!r} is not implemented")
-        return importlib.import_module(f"{self.ops_package}.{workload}")
+        return importlib.import_module(name)
 
     # --- run time (inside the worker) ---------------------------------------------------------
     def load(self) -> None:
@@ -154,6 +136,16 @@ class Backend:
         check = getattr(module, "unsupported", None)
         return check(self, spec, params, device) if check else None
 
+    @contextlib.contextmanager
+    def case_scope(self, spec: CaseSpec, device: DeviceInfo) -> Iterator[None]:
+        """Context around one case (build, check and measurement): restore process-global state after it.
+
+        Frameworks keep some switches per process (TF32 in torch, CuPy and TensorFlow; cuDNN's
+        autotuner): a case that sets one must not leak it into the next case of the same worker
+        or pytest session. Backends with such switches save them on entry and restore them on exit.
+        """
+        yield
+
     def build(self, spec: CaseSpec, params: dict[str, Any], inputs: dict[str, np.ndarray],
               device: DeviceInfo) -> BoundOp:
         """Put ``inputs`` on ``device`` and return the ready-to-run operation."""
@@ -161,7 +153,7 @@ class Backend:
         if params.get("include_transfer"):
             from gpubench.backends.transfer_wrap import end_to_end
 
-            op = end_to_end(self, spec, op, inputs, device)
+            op = end_to_end(self, spec, op, inputs, device, has_copies=type(self).copy_in is not Backend.copy_in)
         return op
 
     # --- data movement (used by ops, include_transfer and the transfer workload) --------------

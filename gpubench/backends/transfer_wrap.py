@@ -26,17 +26,21 @@ from typing import Any
 
 import numpy as np
 
-from gpubench.backends.base import Backend, BoundOp, DeviceInfo
 from gpubench.errors import Unavailable
 from gpubench.harness import HostTimer
+from gpubench.ops import BoundOp, DeviceInfo
 from gpubench.records import CaseSpec
 
 HOST_NOTE = "no copies: the device computes in host memory"
 
 
-def end_to_end(backend: Backend, spec: CaseSpec, op: BoundOp, inputs: dict[str, np.ndarray],
-               device: DeviceInfo) -> BoundOp:
-    """Wrap ``op`` so each call includes the host→device input copies and the device→host output copy."""
+def end_to_end(backend: Any, spec: CaseSpec, op: BoundOp, inputs: dict[str, np.ndarray],
+               device: DeviceInfo, has_copies: bool = True) -> BoundOp:
+    """Wrap ``op`` so each call includes the host→device input copies and the device→host output copy.
+
+    ``backend`` is the :class:`~gpubench.backends.base.Backend` that built ``op``; ``has_copies`` says
+    whether it has its own ``copy_in``/``copy_out`` (the base class's copy NumPy arrays only).
+    """
     if device.kind == "cpu":
         op.metrics["include_transfer"] = HOST_NOTE
         return op
@@ -45,7 +49,7 @@ def end_to_end(backend: Backend, spec: CaseSpec, op: BoundOp, inputs: dict[str, 
                           "so include_transfer cannot run")
     out_handle = op.device_output
     current_output = out_handle if callable(out_handle) else (lambda: out_handle)
-    if type(backend).copy_in is Backend.copy_in and not all(
+    if not has_copies and not all(
             isinstance(h, np.ndarray) for h in (*op.device_inputs.values(), current_output())):
         raise Unavailable(f"{backend.name}: no copy_in/copy_out for its device arrays, "
                           "so include_transfer cannot run")

@@ -21,15 +21,44 @@ def run(args) -> int:
     import shlex
     import sys
 
-    from gpubench.calibrate import calibrate, format_ceilings
+    from gpubench.calibrate import calibrate
     from gpubench.errors import UsageError
+    from gpubench.progress import Progress
     from gpubench.store import ResultStore
 
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number, got {args.timeout}")
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    progress = Progress(sys.stderr)
     with ResultStore(args.store) as store:
-        run_id, ceilings = calibrate(store, backends=split_csv(args.backend), devices=split_csv(args.device),
-                                     quick=args.quick, timeout_s=args.timeout, label=args.label, command=command)
+        try:
+            run_id, ceilings = calibrate(store, backends=split_csv(args.backend), devices=split_csv(args.device),
+                                         quick=args.quick, timeout_s=args.timeout, label=args.label,
+                                         command=command, progress=progress.update)
+        finally:
+            progress.finish()
     print(format_ceilings(run_id, ceilings))
     return 0 if ceilings else 1
+
+
+def format_ceilings(run_id: int, ceilings: list[dict]) -> str:
+    """The ceilings as a terminal table, with datasheet peaks of known GPUs beside them."""
+    from gpubench.datasheet import datasheet_for
+    from gpubench.store import MEM_BW
+    from gpubench.tables import render
+
+    if not ceilings:
+        return f"run {run_id}: no ceiling could be measured (every calibration case failed or was skipped; " \
+               f"see gpubench show {run_id})"
+    rows = []
+    for c in ceilings:
+        sheet = ""
+        found = datasheet_for(c.get("device_name") or "")
+        if found:
+            name, peaks = found
+            ref = peaks.get("mem_gbps") if c["kind"] == MEM_BW else peaks.get(c["dtype"], 0) * 1000
+            if ref:
+                sheet = f"{100 * c['value'] / ref:.0f}% of {name} datasheet {ref:g}"
+        rows.append([c["device"], c["kind"], c["dtype"] or "-", f"{c['value']:.4g} {c['unit']}", sheet, c["method"]])
+    table = render(["device", "ceiling", "dtype", "measured", "datasheet", "how"], rows, right=(3,))
+    return f"calibration run {run_id}\n{table}\nstored; 'gpubench report' uses them for the roofline and % of peak"

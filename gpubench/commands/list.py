@@ -13,7 +13,7 @@ def run(args) -> int:
     from gpubench.backends import backend_names, get_backend
     from gpubench.spec import builtin_suites, load_suite
     from gpubench.tables import render
-    from gpubench.workloads import WORKLOADS, get_workload
+    from gpubench.workloads import find_workload, workload_names
 
     if args.what in ("all", "backends"):
         rows = []
@@ -28,8 +28,12 @@ def run(args) -> int:
         print(render(["backend", "available", "device", "dtypes", "workloads / reason"], rows))
         print()
     if args.what in ("all", "workloads"):
-        print(render(["workload", "unit", "description"],
-                     [[w, get_workload(w).unit, get_workload(w).description] for w in WORKLOADS]))
+        rows = []
+        for w in workload_names():
+            workload = find_workload(w)
+            rows.append([w, workload.unit, workload.description] if workload is not None
+                        else [w, "-", "unavailable: its module failed to load"])
+        print(render(["workload", "unit", "description"], rows))
         print()
     if args.what in ("all", "suites"):
         rows = []

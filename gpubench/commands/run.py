@@ -27,12 +27,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
     import shlex
 
     from gpubench.envinfo import capture_host
     from gpubench.errors import UsageError
-    from gpubench.harness import QUICK, HarnessSettings
+    from gpubench.profile import resolve_profile
     from gpubench.progress import Progress
     from gpubench.runner import DEFAULT_TIMEOUT_S, Runner
     from gpubench.spec import Filters, expand, load_suite
@@ -40,15 +39,11 @@ def run(args) -> int:
 
     suite = load_suite(args.suite)
     filters = Filters(split_csv(args.backend), split_csv(args.device), split_csv(args.dtype))
-    specs = expand(suite, filters, quick=args.quick)
-    settings = QUICK if args.quick else HarnessSettings()
-    for name, value in (("timeout", args.timeout), ("budget", args.budget), ("target", args.target)):
-        if value is not None and not value > 0:
-            raise UsageError(f"--{name} must be a positive number, got {value}")
-    if args.budget is not None:
-        settings = dataclasses.replace(settings, budget_s=args.budget)
-    if args.target is not None:
-        settings = dataclasses.replace(settings, target_rel_ci=args.target)
+    profile = resolve_profile(args.quick, budget=args.budget, target=args.target)
+    specs = expand(suite, filters, quick=profile.quick_sizes)
+    settings = profile.settings
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number, got {args.timeout}")
     timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
     if args.dry_run:
         for spec in specs:

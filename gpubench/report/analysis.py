@@ -7,13 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpubench.report.model import MODE_PARAMS, RunData
-
-#: Ceiling kinds written by ``gpubench calibrate`` (unit in brackets).
-PEAK_FLOPS = "peak_flops"  # GFLOP/s, per dtype ("tf32" = float32 on tensor cores)
-MEM_BW = "mem_bw"  # GB/s, device memory read + written
-H2D_BW = "h2d_bw"  # GB/s, pinned host to device
-D2H_BW = "d2h_bw"  # GB/s, device to pinned host
+from gpubench.report.model import RunData
+from gpubench.store import MEM_BW, PEAK_FLOPS
+from gpubench.workloads.base import INCLUDE_TRANSFER
 
 
 @dataclass
@@ -63,12 +59,12 @@ def apply_ceilings(run: RunData) -> None:
         row["attainable"] = row["roofline_pct"] = None
         if row["status"] != "ok" or not row.get("gflops") or not row.get("flops") or not row.get("bytes"):
             continue
-        if row["params"].get("include_transfer"):
+        if row["end_to_end"]:
             continue  # host-device copies are outside the device roofline
         dc = match_device(by_device, row)
         if dc is None:
             continue
-        peak = dc.peaks.get("tf32") if row["params"].get("tf32") and "tf32" in dc.peaks else dc.peaks.get(row["dtype"])
+        peak = dc.peaks.get(row["compute_dtype"]) or dc.peaks.get(row["dtype"])
         ai = row["flops"] / row["bytes"]
         bounds = [b for b in (peak, dc.mem_gbps * ai if dc.mem_gbps else None) if b]
         if not bounds:
@@ -121,11 +117,10 @@ def break_even(runs: list[RunData]) -> list[BreakEven]:
                     or r.get("speedup_cpu") is None or "curve" in r["metrics"] or "epoch_curve" in r["metrics"]):
                 continue
             other = tuple(sorted((k, v) for k, v in r["params"].items()
-                                 if isinstance(v, (bool, str)) and k not in ("include_transfer",)))
-            key = (r["workload"], r["dtype"], r["backend"], r["variant"], r["device"], other)
-            groups[key][bool(r["params"].get("include_transfer"))].append((r["x"], r["speedup_cpu"], r["size"]))
-        for (workload, dtype, backend, variant, device, other), by_copy in groups.items():
-            series = f"{backend}{'' if variant == 'default' else f'[{variant}]'}:{device}"
+                                 if isinstance(v, (bool, str)) and k != INCLUDE_TRANSFER))
+            key = (r["workload"], r["dtype"], r["series"], other)
+            groups[key][r["end_to_end"]].append((r["x"], r["speedup_cpu"], r["size"]))
+        for (workload, dtype, series, other), by_copy in groups.items():
             flags = " ".join(k if isinstance(v, bool) else f"{k}={v}" for k, v in other if v)
             plain = sorted(by_copy[False])
             copies = sorted(by_copy[True])
@@ -161,7 +156,7 @@ def headlines(runs: list[RunData]) -> list[str]:
             u = "GB/s" if unit == "gbps" else "GFLOP/s"
             size = best["size"]
             accel = [r for r in at if r["kind"] != "cpu" and r.get("speedup_cpu") is not None
-                     and not r["params"].get("include_transfer")]
+                     and not r["end_to_end"]]
             if accel:
                 a = max(accel, key=lambda r: r["speedup_cpu"])
                 base = (f" and {a['speedup_baseline']:.3g}× the baseline {a['baseline']}"
@@ -197,6 +192,5 @@ def _training_headline(workload: str, dtype: str, rows: list[dict[str, Any]]) ->
 
 
 def _name(row: dict[str, Any]) -> str:
-    variant = "" if row["variant"] == "default" else f"[{row['variant']}]"
-    flags = [k for k in MODE_PARAMS if row["params"].get(k)]
-    return f"{row['backend']}{variant}:{row['device']}" + (f" ({', '.join(flags)})" if flags else "")
+    tags = row.get("tags") or []
+    return row["series"] + (f" ({', '.join(tags)})" if tags else "")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gpubench import __version__
+from gpubench.datasheet import datasheet_for
 from gpubench.report import analysis, charts
-from gpubench.report.datasheet import datasheet_for
 from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
 from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
 from gpubench.store import ResultStore
@@ -234,7 +234,7 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
     multi = len(runs) > 1
     points_all = [r for run in runs for r in run.rows
                   if r["status"] == "ok" and r.get("gflops") and r.get("flops") and r.get("bytes")
-                  and not r["params"].get("include_transfer")]
+                  and not r["end_to_end"]]
     if not points_all:
         return
     parts = ['<p class="note">Each case sits at its arithmetic intensity (FLOPs per byte it must move). '
@@ -285,13 +285,13 @@ def _table_rows(runs: list[RunData]) -> list[list[Any]]:
     out = []
     for run in runs:
         for r in run.rows:
-            backend = r["backend"] if r["variant"] == "default" else f"{r['backend']}[{r['variant']}]"
+            backend = r["implementation"]
             ci = [r["ci95_low_s"], r["ci95_high_s"]] if r["median_s"] else None
             note = r["error"] if r["status"] != "ok" else (
                 "" if r["target_met"] is not False else "noisy: CI target not met")
             rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
                 if r.get("rate") else None
-            out.append([run.label, r["workload"], charts.size_with_flags(r), backend,
+            out.append([run.label, r["workload"], r["size"], backend,
                         r["device"], r["dtype"], r["status"], r["median_s"], ci, rate, r.get("speedup_cpu"),
                         r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note[:300]])
     return out

@@ -36,33 +36,20 @@ class Colors:
         return self._map[identity]
 
 
-def flags_text(params: dict[str, Any]) -> str:
-    """Non-numeric parameters as a suffix: ``tf32``, ``+copies``, ``direction=h2d``."""
-    out = []
-    for k, v in sorted(params.items()):
-        if isinstance(v, bool):
-            if v:
-                out.append("+copies" if k == "include_transfer" else k)
-        elif isinstance(v, str):
-            out.append(f"{k}={v}")
+def flags_text(row: dict[str, Any]) -> str:
+    """A row's mode tags and its non-numeric problem parameters: ``tf32``, ``+copies``, ``direction=h2d``."""
+    modes = row.get("modes") or {}
+    out = list(row.get("tags") or [])
+    out += [f"{k}={v}" for k, v in sorted(row["params"].items()) if isinstance(v, str) and k not in modes]
     return " ".join(out)
-
-
-def size_with_flags(row: dict[str, Any]) -> str:
-    """The size text plus the flags it does not already mention (``512³ tf32``, ``h2d 4 KiB pinned``)."""
-    size = row["size"]
-    extra = [f for f in flags_text(row["params"]).split()
-             if f not in size and f.split("=")[-1] not in size and not (f == "+copies" and "include_transfer" in size)]
-    return " ".join([size, *extra]) if extra else size
 
 
 def series_identity(row: dict[str, Any], with_dtype: bool = False) -> str:
     """``torch:cuda:0 tf32`` — what one line on a chart is (without the run)."""
-    variant = "" if row["variant"] == "default" else f"[{row['variant']}]"
-    parts = [f"{row['backend']}{variant}:{row['device']}"]
+    parts = [row["series"]]
     if with_dtype:
         parts.append(row["dtype"])
-    flags = flags_text(row["params"])
+    flags = flags_text(row)
     if flags:
         parts.append(flags)
     if row.get("family"):
@@ -392,7 +379,7 @@ def roofline_figure(title: str, points: list[dict[str, Any]], roofs: dict[str, f
                                  "solid", grays[i % len(grays)]))
     if datasheet:
         bw = datasheet.get("mem_gbps")
-        shown = {"tf32" if p["params"].get("tf32") else p["dtype"] for p in points}
+        shown = {p["compute_dtype"] for p in points}
         for dtype, tflops in sorted(datasheet.items(), key=lambda kv: -kv[1]):
             if dtype == "mem_gbps" or dtype not in shown:
                 continue

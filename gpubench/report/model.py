@@ -15,13 +15,9 @@ from typing import Any
 from gpubench.export import workload_unit
 from gpubench.records import CaseResult
 from gpubench.stats import median_ci95
-from gpubench.store import ResultStore, RunInfo
-
-#: Parameters that change *how* a case runs, not its problem: a CPU reference ignores them.
-MODE_PARAMS = ("tf32", "include_transfer")
-
-#: The suite name of a calibration run.
-CALIBRATE_SUITE = "calibrate"
+from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
+from gpubench.workloads import find_workload, size_text
+from gpubench.workloads.base import INCLUDE_TRANSFER
 
 
 def _freeze(value: Any) -> Any:
@@ -29,15 +25,30 @@ def _freeze(value: Any) -> Any:
 
 
 def describe_size(workload: str, params: dict[str, Any]) -> str:
-    """The workload's own short size text, or ``k=v`` pairs for a workload this gpubench lacks."""
-    from gpubench.workloads import WORKLOADS, get_workload
+    """The case's size and mode text (see :func:`gpubench.workloads.size_text`)."""
+    return size_text(workload, params)
 
-    if workload in WORKLOADS:
-        try:
-            return get_workload(workload).describe(params)
-        except Exception:  # noqa: BLE001 - an odd parameter set still gets a label
-            pass
-    return " ".join(f"{k}={v}" for k, v in params.items())
+
+def case_modes(workload: str, params: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """How a row's mode parameters, as its workload declares them, shape the report.
+
+    ``modes``: the mode parameters present; ``tags``: their short texts; ``compute_dtype``;
+    ``end_to_end``: whether each call includes host↔device copies; ``ref_key``: the problem
+    (non-mode parameters, plus modes that a CPU reference must match); ``plain``: whether the
+    row can be a CPU reference (its other modes at their defaults). A workload this machine lacks
+    has no declared modes: every parameter is part of its problem.
+    """
+    w = find_workload(workload)
+    declared = w.mode_params() if w is not None else {}
+    modes = {k: v for k, v in params.items() if k in declared}
+    matched = {k for k, p in declared.items() if p.match_reference}
+    problem = tuple(sorted((k, _freeze(v)) for k, v in params.items() if k not in declared or k in matched))
+    plain = all(modes.get(k, p.default) in (p.default, None, False) for k, p in declared.items() if k not in matched)
+    return {
+        "modes": modes, "tags": w.mode_tags(params) if w is not None else [],
+        "compute_dtype": w.compute_dtype(params, dtype) if w is not None else dtype, "problem": problem,
+        "plain": plain, "end_to_end": bool(params.get(INCLUDE_TRANSFER)),
+    }
 
 
 def machine_key(env: dict[str, Any]) -> tuple:
@@ -90,12 +101,11 @@ def run_label(run: RunInfo) -> str:
 
 
 def _ref_key(row: dict[str, Any]) -> tuple:
-    params = tuple(sorted((k, _freeze(v)) for k, v in row["params"].items() if k not in MODE_PARAMS))
-    return row["workload"], row["dtype"], params
+    return row["workload"], row["dtype"], row["problem"]
 
 
 def _is_plain(row: dict[str, Any]) -> bool:
-    return not any(row["params"].get(k) for k in MODE_PARAMS)
+    return row["plain"]
 
 
 def base_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
@@ -144,8 +154,11 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
     for row, res in zip(rows, results):
         row["kind"] = device_kind(env, row["backend"], row["device"])
         row["size"] = describe_size(row["workload"], row["params"])
+        row.update(case_modes(row["workload"], row["params"], row["dtype"]))
         row["metrics"] = res.metrics or {}
         row["label"] = res.spec.label()
+        row["implementation"] = res.spec.implementation
+        row["series"] = res.spec.series
         unit = row["unit"]
         if unit == "gbps" or (not res.flops and res.bytes):
             row["x"], row["x_unit"], row["rate"] = res.bytes, "bytes", row["gbps"]
@@ -181,8 +194,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
 
 
 def _series_text(row: dict[str, Any]) -> str:
-    variant = "" if row["variant"] == "default" else f"[{row['variant']}]"
-    return f"{row['backend']}{variant}:{row['device']}"
+    return row["series"]
 
 
 def find_ceilings(store: ResultStore, run: RunInfo,
@@ -207,9 +219,8 @@ def _int_params(row: dict[str, Any]) -> dict[str, int]:
 
 
 def _declared_order(workload: str, names: dict[str, Any]) -> list[str]:
-    from gpubench.workloads import WORKLOADS, get_workload
-
-    declared = list(get_workload(workload).params) if workload in WORKLOADS else []
+    w = find_workload(workload)
+    declared = list(w.params) if w is not None else []
     return sorted(names, key=lambda n: (declared.index(n) if n in declared else len(declared), n))
 
 

@@ -2,7 +2,19 @@
 
 A workload knows its parameters (and validates them), makes random inputs, counts FLOPs and
 bytes, estimates memory, and checks an output against a float64 NumPy reference with a
-dtype-aware tolerance. It never times anything and never touches a device.
+dtype-aware tolerance. It never touches a device, and it times nothing except where it declares
+itself ``self_timed`` (a training run that measures its own epochs).
+
+A new workload is a subclass registered under the ``gpubench.workloads`` entry-point group; the
+hooks below are everything the case path, the report and the export ask of it:
+
+* parameters: :attr:`Workload.params` (each a :class:`Param`; ``mode`` parameters switch *how* a
+  case runs, not the problem it solves), :meth:`Workload.normalize_params`, :meth:`Workload.describe`;
+* inputs and answers: :meth:`make_inputs`, :meth:`reference`, :meth:`check`, :meth:`tolerance`;
+* accounting: :meth:`flops`, :meth:`bytes_moved`, :meth:`memory_bytes`, :attr:`unit`;
+* running: :meth:`bind` (wrap what a backend built into the op that is timed) and, for
+  ``self_timed`` workloads, :meth:`measurement`;
+* presentation: :attr:`report_section`.
 """
 
 from __future__ import annotations
@@ -14,6 +26,10 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import UsageError
+
+#: The generic mode every compute workload may declare: each timed call also copies the inputs from
+#: host memory to the device and the output back (see :mod:`gpubench.backends.transfer_wrap`).
+INCLUDE_TRANSFER = "include_transfer"
 
 #: Relative-error bound per dtype, before any size scaling (GUIDE.md §4).
 BASE_TOLERANCE = {"float64": 1e-13, "float32": 1e-5, "tf32": 1e-3, "float16": 1e-2, "bfloat16": 1e-2}
@@ -63,12 +79,23 @@ def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a workload: its type, default and lower bound."""
+    """One parameter of a workload: its type, default, lower bound and choices.
+
+    ``mode`` marks a switch of *how* a case runs rather than *what* it computes (``tf32``,
+    ``include_transfer``, ``layout``, ``cache``): it is never part of the problem size, and it
+    is named in chart legends (``tag`` for a true boolean, else ``key=value``). When a speedup
+    is computed against a CPU case of the same problem, a ``match_reference`` mode must have the
+    same value on the CPU side (a cold-cache GPU case against a cold-cache CPU case); any other
+    mode is taken at its default there (a TF32 case against the CPU's plain float32).
+    """
 
     kind: type
     default: Any = None
     minimum: int | None = 1
     choices: tuple[Any, ...] | None = None
+    mode: bool = False
+    match_reference: bool = False
+    tag: str = ""
 
 
 class Workload:
@@ -81,6 +108,20 @@ class Workload:
     version: int = 1
     params: dict[str, Param] = {}
     description: str = ""
+    #: The report section that shows this workload: ``throughput`` (rate and speedup against
+    #: size), ``transfer`` (bandwidth against copy size) or ``training`` (accuracy against time).
+    report_section: str = "throughput"
+    #: True when one call is a whole run that times itself (see :meth:`measurement`); the case
+    #: path then makes that one call and never hands the op to the harness.
+    self_timed: bool = False
+    #: Op modules this workload brings for existing backends (backend name → module path), for a
+    #: workload shipped as a plug-in: ``{"numpy": "mypkg.ops_numpy"}``. A backend's own op module
+    #: of the same workload wins.
+    ops: dict[str, str] = {}
+
+    def mode_params(self) -> dict[str, Param]:
+        """The parameters declared ``mode`` (how a case runs, not what it computes)."""
+        return {k: p for k, p in self.params.items() if p.mode}
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate ``params`` and fill defaults; raise :class:`UsageError` naming the bad one."""
@@ -140,9 +181,29 @@ class Workload:
         """Length of the sums behind each output element (scales the float tolerance by √K)."""
         return 1
 
+    def compute_dtype(self, params: dict[str, Any], dtype: str) -> str:
+        """The precision the arithmetic runs in: ``tf32`` for a float32 case that enables it, else ``dtype``.
+
+        It picks the tolerance and, in the report, the compute ceiling a case is held against.
+        """
+        return "tf32" if dtype == "float32" and params.get("tf32") else dtype
+
+    def mode_tags(self, params: dict[str, Any]) -> list[str]:
+        """Short texts of the mode parameters a case sets away from their defaults (``tf32``, ``+copies``,
+        ``layout=NHWC``), in declaration order."""
+        out = []
+        for key, p in self.mode_params().items():
+            value = params.get(key, p.default)
+            if isinstance(value, bool):
+                if value:
+                    out.append(p.tag or key)
+            elif value is not None and value != p.default:
+                out.append(f"{p.tag or key}={value}")
+        return out
+
     def tolerance(self, params: dict[str, Any], dtype: str) -> float:
         """Largest relative error accepted for ``dtype`` (tf32 when the case enables it)."""
-        key = "tf32" if dtype == "float32" and params.get("tf32") else dtype
+        key = self.compute_dtype(params, dtype)
         base = BASE_TOLERANCE.get(key, 1e-5)
         if key in ("float64", "float32"):
             return base * math.sqrt(self.accumulation_length(params))
@@ -152,6 +213,23 @@ class Workload:
         """Return ``(relative error, tolerance)``; the case is correct when error <= tolerance."""
         return relative_error(out, ref), self.tolerance(params, dtype)
 
+    def bind(self, op: Any, params: dict[str, Any], dtype: str) -> Any:
+        """Turn what the backend's op module built into the :class:`~gpubench.ops.BoundOp` that runs.
+
+        The default is the identity: a kernel workload's backends build the op directly. A
+        workload whose backends supply something else (MNIST's backends supply a training
+        session, the workload owns the epoch loop and its clock) wraps it here.
+        """
+        return op
+
+    def measurement(self, op: Any, settings: Any) -> Any:
+        """Samples of a ``self_timed`` workload, taken from the one call already made.
+
+        Returns a :class:`~gpubench.harness.Measurement`. Only self-timed workloads implement it.
+        """
+        raise NotImplementedError(f"{self.name} is not self-timed: the harness measures it")
+
     def describe(self, params: dict[str, Any]) -> str:
-        """Short text of the problem size for tables."""
-        return " ".join(f"{k}={v}" for k, v in params.items())
+        """Short text of the problem (its size; not its mode parameters, which :meth:`mode_tags` names)."""
+        modes = self.mode_params()
+        return " ".join(f"{k}={v}" for k, v in params.items() if k not in modes)

@@ -84,8 +84,8 @@ class Conv2dWorkload(Workload):
         "s": Param(int),
         "stride": Param(int, default=1),
         "padding": Param(int, default=0, minimum=0),
-        "layout": Param(str, default="NCHW", minimum=None, choices=LAYOUTS),
-        "include_transfer": Param(bool, minimum=None),
+        "layout": Param(str, default="NCHW", minimum=None, choices=LAYOUTS, mode=True, match_reference=True),
+        "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
     }
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +144,4 @@ class Conv2dWorkload(Workload):
             text += f" /{stride}"
         if params["padding"]:
             text += f" pad{params['padding']}"
-        if params["layout"] != "NCHW":
-            text += f" {params['layout']}"
-        return text + (" include_transfer" if params.get("include_transfer") else "")
+        return text

@@ -20,8 +20,8 @@ class MatmulWorkload(Workload):
         "m": Param(int),
         "n": Param(int),
         "k": Param(int),
-        "tf32": Param(bool, minimum=None),
-        "include_transfer": Param(bool, minimum=None),
+        "tf32": Param(bool, minimum=None, mode=True, tag="tf32"),
+        "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
     }
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +65,4 @@ class MatmulWorkload(Workload):
 
     def describe(self, params):
         m, n, k = params["m"], params["n"], params["k"]
-        shape = f"{m}³" if m == n == k else f"{m}×{n}×{k}"
-        extra = [key for key in ("tf32", "include_transfer") if params.get(key)]
-        return " ".join([shape, *extra])
+        return f"{m}³" if m == n == k else f"{m}×{n}×{k}"

@@ -2,8 +2,11 @@
 
 Unlike the kernel workloads, one *call* here is a whole training run: the timing of interest is
 per epoch, and a training run is far too long to repeat dozens of times. So the workload measures
-itself (``self_timed``): the worker makes the one call it makes for correctness anyway, and the
-case's samples are that run's epoch times (the first epoch, which carries one-time costs such as
+itself (``self_timed``): each backend supplies a
+:class:`~gpubench.workloads.training.TrainingSession` (start, train one epoch, evaluate), the
+workload runs the epochs and owns their clock (:func:`~gpubench.workloads.training.run_training`),
+the case path makes the one call it makes for correctness anyway, and the case's samples are
+that run's epoch times (the first epoch, which carries one-time costs such as
 tracing and autotuning, is left out of the samples when there are two or more epochs, and is
 reported as ``first_epoch_s``).
 
@@ -24,18 +27,16 @@ Metrics stored per case: ``samples_per_s``, ``epoch_s`` (median), ``first_epoch_
 from __future__ import annotations
 
 import math
-import statistics
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-from gpubench.backends.base import BoundOp
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings, Measurement
 from gpubench.stats import summarize
 from gpubench.workloads.base import Param, Workload
+from gpubench.workloads.mnist_reference import ArraySession, numpy_uniform
+from gpubench.workloads.training import TrainingOp, curve_metrics, run_training, training_op
 
 #: Parameter shapes of each model (canonical layout: dense ``(in, out)``, conv ``(K, C, R, S)``).
 SHAPES = {
@@ -75,62 +76,10 @@ def initial_weights(model: str, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def weights_of(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The initial weights inside a case's inputs (keys ``w:<name>``), by name."""
-    return {k[2:]: v for k, v in inputs.items() if k.startswith("w:")}
-
-
 def epoch_orders(seed: int, epochs: int, n: int) -> np.ndarray:
     """One permutation of ``range(n)`` per epoch, shape ``(epochs, n)``, from ``seed``."""
     rng = np.random.default_rng([seed, 2])
     return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
-
-
-def curve_metrics(curve: list[dict[str, float]], train_size: int, target: float) -> dict[str, Any]:
-    """Derive the stored metrics from a per-epoch curve."""
-    times = [c["epoch_s"] for c in curve]
-    steady = times[1:] if len(times) > 1 else times
-    epoch_s = statistics.median(steady)
-    elapsed, to_target, target_epoch = 0.0, None, None
-    for c in curve:
-        elapsed += c["epoch_s"]
-        if to_target is None and c["eval_accuracy"] >= target:
-            to_target, target_epoch = elapsed, c["epoch"]
-    return {
-        "samples_per_s": train_size / epoch_s if epoch_s > 0 else None,
-        "epoch_s": epoch_s,
-        "first_epoch_s": times[0],
-        "train_s": sum(times),
-        "time_to_target_s": to_target,
-        "target_epoch": target_epoch,
-        "target_accuracy": target,
-        "final_accuracy": curve[-1]["eval_accuracy"],
-        "final_train_loss": curve[-1]["train_loss"],
-        "epochs_run": len(curve),
-        "curve": curve,
-    }
-
-
-def training_op(params: dict[str, Any], run: Callable[[], list[dict[str, float]]],
-                close: Callable[[], None] | None = None, sources: dict[str, str] | None = None) -> BoundOp:
-    """Wrap a backend's whole-training function as a :class:`BoundOp`.
-
-    ``call`` trains once and records the curve into ``metrics``; ``result`` is the final
-    evaluation accuracy as a one-element array. The worker then builds the samples from the
-    curve (see :meth:`MnistWorkload.measurement`).
-    """
-    state: dict[str, Any] = {"params": params, "train_size": params["train_size"]}
-
-    def call():
-        state["curve"] = run()
-        return state["curve"]
-
-    def result():
-        return np.array([state["curve"][-1]["eval_accuracy"]])
-
-    op = BoundOp(call=call, result=result, close=close, sources=dict(sources or {}))
-    op.metrics["_curve_ref"] = state  # replaced by the real metrics in measurement()
-    return op
 
 
 class MnistWorkload(Workload):
@@ -139,7 +88,8 @@ class MnistWorkload(Workload):
     name = "mnist"
     unit = "gflops"
     description = "end-to-end MNIST training (MLP or LeNet-style CNN; SGD or Adam)"
-    #: The worker takes the samples from the one training run instead of calling it repeatedly.
+    report_section = "training"
+    #: The case path takes the samples from the one training run instead of calling it repeatedly.
     self_timed = True
     params = {
         "model": Param(str, "mlp", choices=("mlp", "cnn")),
@@ -197,11 +147,13 @@ class MnistWorkload(Workload):
 
     def reference(self, inputs, params):
         """Final evaluation accuracy of the NumPy reference loop in float64 (same masks as NumPy float32)."""
-        from gpubench.backends.numpy_backend.mnist import train
-
-        rng = np.random.default_rng(params["seed"] + 1)
-        curve = train(np, inputs, params, np.float64, lambda shape: rng.random(shape, dtype=np.float32))
+        session = ArraySession(np, inputs, params, np.float64, numpy_uniform(params["seed"] + 1))
+        curve = run_training(session, params["epochs"])
         return np.array([curve[-1]["eval_accuracy"]])
+
+    def bind(self, op, params, dtype):
+        """The backend's :class:`~gpubench.workloads.training.TrainingSession` as a one-call training op."""
+        return training_op(op, params)
 
     def check(self, out, ref, params, dtype):
         """Absolute difference of final accuracies, and the accepted difference."""
@@ -210,16 +162,16 @@ class MnistWorkload(Workload):
             return math.inf, params["accuracy_tolerance"]
         return float(abs(out[0] - ref[0])), params["accuracy_tolerance"]
 
-    def measurement(self, op: BoundOp, settings: HarnessSettings) -> Measurement:
+    def measurement(self, op: TrainingOp, settings: HarnessSettings) -> Measurement:
         """Samples from the training run already made: steady-state epoch times, one call each."""
         start = time.perf_counter()
-        state = op.metrics.pop("_curve_ref")
-        curve = state["curve"]
-        params = state.get("params") or {}
+        curve = op.curve
+        if not curve:
+            raise RuntimeError("mnist: no training run was made before measurement()")
         times = [c["epoch_s"] for c in curve]
         samples = tuple(max(t, 1e-12) for t in (times[1:] if len(times) > 1 else times))
-        train_size = state.get("train_size") or 0
-        op.metrics.update(curve_metrics(curve, train_size, params.get("target_accuracy", 0.0)))
+        params = op.params
+        op.metrics.update(curve_metrics(curve, params["train_size"], params["target_accuracy"]))
         rel_ci = summarize(list(samples)).rel_ci_halfwidth if len(samples) > 1 else math.inf
         return Measurement(samples, 1, op.timer.name, rel_ci <= settings.target_rel_ci,
                            1 if len(times) > 1 else 0, time.perf_counter() - start)

@@ -20,7 +20,7 @@ class SaxpyWorkload(Workload):
     params = {
         "n": Param(int),
         "a": Param(float, default=2.0, minimum=None),
-        "include_transfer": Param(bool, minimum=None),
+        "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
     }
 
     def make_inputs(self, params, dtype, rng):
@@ -44,4 +44,4 @@ class SaxpyWorkload(Workload):
     def describe(self, params):
         n = params["n"]
         size = f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
-        return f"n={size}" + (" include_transfer" if params.get("include_transfer") else "")
+        return f"n={size}"

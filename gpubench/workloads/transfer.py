@@ -45,6 +45,7 @@ class TransferWorkload(Workload):
 
     name = "transfer"
     unit = "gbps"
+    report_section = "transfer"
     description = "host↔device and device↔device copies (GB/s, latency)"
     params = {
         "bytes": Param(int),

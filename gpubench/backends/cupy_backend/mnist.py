@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubench.backends.numpy_backend.mnist import train
-from gpubench.workloads.mnist import training_op
+from gpubench.workloads.mnist_reference import ArraySession
+
+
+class CupySession(ArraySession):
+    """:class:`ArraySession` on CuPy arrays; frees the memory pool on close."""
+
+    def __init__(self, cupy, *args, **kw):
+        super().__init__(cupy, *args, **kw)
+        self.cupy = cupy
+
+    def close(self) -> None:
+        super().close()
+        self.cupy.get_default_memory_pool().free_all_blocks()
 
 
 def build(backend, spec, params, inputs, device):
-    """``call`` runs the whole training once on ``device``."""
+    """The reference session on ``device`` (made current for the case)."""
     cupy = backend.cupy
-    index = backend.index(device)
-    dtype = np.dtype(spec.dtype)
+    backend.use(device)
+    seed = params["seed"] + 1
 
-    def run():
-        with cupy.cuda.Device(index):
-            rs = cupy.random.RandomState(params["seed"] + 1)
-            return train(cupy, inputs, params, dtype, lambda shape: rs.random_sample(shape, dtype=cupy.float32),
-                         sync=lambda: backend.synchronize(device))
+    def new_uniform():
+        rs = cupy.random.RandomState(seed)
+        return lambda shape: rs.random_sample(shape, dtype=cupy.float32)
 
-    def close():
-        cupy.get_default_memory_pool().free_all_blocks()
-
-    return training_op(params, run, close=close)
+    return CupySession(cupy, inputs, params, np.dtype(spec.dtype), new_uniform,
+                       sync=lambda: backend.synchronize(device))

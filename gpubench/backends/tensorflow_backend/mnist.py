@@ -3,19 +3,18 @@
 The layers use Keras' own ``GlorotUniform``/``Zeros`` initializers and are then loaded with the
 workload's shared initial weights, so every backend starts from the same point. Each epoch is one
 ``model.fit(..., epochs=1, shuffle=False)`` over the training set laid out in the shared epoch
-order (the NumPy gather that lays it out happens before the epoch clock starts); evaluation is
-``model.evaluate`` on the evaluation set, timed separately. The CNN runs channels-last (NHWC, the
+order (the NumPy gather that lays it out is inside the epoch clock, as every backend's batch
+gathers are); evaluation is ``model.evaluate`` on the evaluation set, timed separately by the
+workload. The CNN runs channels-last (NHWC, the
 layout Keras convolutions support on CPUs): its kernels and the first dense layer's rows are
 permuted from the shared channels-first layout accordingly.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from gpubench.workloads.mnist import training_op, weights_of
+from gpubench.workloads.training import TrainingSession, weights_of
 
 
 def keras_weights(model: str, w: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -45,48 +44,59 @@ def make_model(keras, model: str, dropout: float, seed: int):
         layers.Flatten(), layers.Dense(120, activation="relu", **init(2)), layers.Dense(10, **init(3))])
 
 
-def build(backend, spec, params, inputs, device):
-    """Build and compile the model on the device; ``call`` runs the whole training once."""
-    tf = backend.tf
-    keras = tf.keras
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    name = backend.tf_device(device)
-    shape = (-1, 784) if params["model"] == "mlp" else (-1, 28, 28, 1)
-    dtype = np.dtype(spec.dtype)
-    x_train = inputs["x_train"].astype(dtype, copy=False).reshape(shape)
-    x_eval = inputs["x_eval"].astype(dtype, copy=False).reshape(shape)
-    y_train, y_eval, order = inputs["y_train"], inputs["y_eval"], inputs["order"]
-    weights = keras_weights(params["model"], weights_of(inputs))
-    bs = params["batch_size"]
+class KerasSession(TrainingSession):
+    """A compiled Keras model of one MNIST case on a TensorFlow device; one ``fit`` call per epoch."""
 
-    def run():
-        keras.utils.set_random_seed(params["seed"] + 1)
-        keras.backend.set_floatx(spec.dtype)
-        with tf.device(name):
-            net = make_model(keras, params["model"], params["dropout"], params["seed"])
-            net.set_weights(weights)
-            if params["optimizer"] == "sgd":
-                opt = keras.optimizers.SGD(learning_rate=params["lr"])
+    def __init__(self, backend, spec, params, inputs, device):
+        self.backend, self.device, self.params, self.dtype = backend, device, params, spec.dtype
+        self.tf = tf = backend.tf
+        self.keras = tf.keras
+        self.name = backend.tf_device(device)
+        shape = (-1, 784) if params["model"] == "mlp" else (-1, 28, 28, 1)
+        host = np.dtype(spec.dtype)
+        self.x_train = inputs["x_train"].astype(host, copy=False).reshape(shape)
+        self.x_eval = inputs["x_eval"].astype(host, copy=False).reshape(shape)
+        self.y_train, self.y_eval, self.order = inputs["y_train"], inputs["y_eval"], inputs["order"]
+        self.weights = keras_weights(params["model"], weights_of(inputs))
+        self.net = None
+
+    def start(self) -> None:
+        keras, p = self.keras, self.params
+        keras.utils.set_random_seed(p["seed"] + 1)
+        keras.backend.set_floatx(self.dtype)
+        with self.tf.device(self.name):
+            net = make_model(keras, p["model"], p["dropout"], p["seed"])
+            net.set_weights(self.weights)
+            if p["optimizer"] == "sgd":
+                opt = keras.optimizers.SGD(learning_rate=p["lr"])
             else:
-                opt = keras.optimizers.Adam(learning_rate=params["lr"], epsilon=1e-7)
+                opt = keras.optimizers.Adam(learning_rate=p["lr"], epsilon=1e-7)
             net.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         metrics=["accuracy"])
-            curve = []
-            for epoch in range(params["epochs"]):
-                xe, ye = x_train[order[epoch]], y_train[order[epoch]]
-                backend.synchronize(device)
-                t0 = time.perf_counter()
-                hist = net.fit(xe, ye, batch_size=bs, epochs=1, shuffle=False, verbose=0)
-                backend.synchronize(device)
-                t1 = time.perf_counter()
-                eval_loss, acc = net.evaluate(x_eval, y_eval, batch_size=1000, verbose=0)
-                t2 = time.perf_counter()
-                curve.append({"epoch": epoch + 1, "epoch_s": t1 - t0, "eval_s": t2 - t1,
-                              "train_loss": float(hist.history["loss"][0]), "eval_loss": float(eval_loss),
-                              "eval_accuracy": float(acc)})
-        return curve
+        self.net = net
 
-    def close():
-        keras.backend.clear_session()
+    def train_epoch(self, epoch: int) -> float:
+        # The gather into the epoch's order is part of the epoch, as every backend's batch gathers are.
+        order = self.order[epoch]
+        with self.tf.device(self.name):
+            hist = self.net.fit(self.x_train[order], self.y_train[order], batch_size=self.params["batch_size"],
+                                epochs=1, shuffle=False, verbose=0)
+        return float(hist.history["loss"][0])
 
-    return training_op(params, run, close=close)
+    def evaluate(self) -> tuple[float, float]:
+        with self.tf.device(self.name):
+            loss, acc = self.net.evaluate(self.x_eval, self.y_eval, batch_size=1000, verbose=0)
+        return float(loss), float(acc)
+
+    def sync(self) -> None:
+        self.backend.synchronize(self.device)
+
+    def close(self) -> None:
+        self.net = None
+        self.keras.backend.clear_session()
+
+
+def build(backend, spec, params, inputs, device):
+    """The Keras session (TF32 off: float32 cases are checked as float32)."""
+    backend.tf.config.experimental.enable_tensor_float_32_execution(False)
+    return KerasSession(backend, spec, params, inputs, device)

@@ -7,9 +7,7 @@ batch losses are summed on the device and read once per epoch, so a GPU never wa
 
 from __future__ import annotations
 
-import time
-
-from gpubench.workloads.mnist import training_op, weights_of
+from gpubench.workloads.training import TrainingSession, weights_of
 
 ADAM_EPS = 1e-7  # as in the NumPy reference and Keras (torch's default is 1e-8)
 
@@ -35,73 +33,77 @@ def make_model(torch, model: str, weights, dropout: float, dtype, device):
     return net.to(device=device, dtype=dtype)
 
 
+class TorchSession(TrainingSession):
+    """The model, optimizer and data of one MNIST case on a torch device."""
+
+    def __init__(self, backend, spec, params, inputs, device):
+        torch = self.torch = backend.torch
+        self.backend, self.device, self.params = backend, device, params
+        self.dtype = backend.torch_dtype(spec.dtype)
+        shape = (-1, 784) if params["model"] == "mlp" else (-1, 1, 28, 28)
+        self.x_train = backend.upload(inputs["x_train"], device, spec.dtype).reshape(shape)
+        self.x_eval = backend.upload(inputs["x_eval"], device, spec.dtype).reshape(shape)
+        self.y_train = backend.upload(inputs["y_train"], device)
+        self.y_eval = backend.upload(inputs["y_eval"], device)
+        self.order = backend.upload(inputs["order"], device)
+        self.weights = weights_of(inputs)
+        self.loss_fn = torch.nn.functional.cross_entropy
+        self.net = self.opt = None
+
+    def start(self) -> None:
+        torch, p = self.torch, self.params
+        torch.manual_seed(p["seed"] + 1)
+        self.net = make_model(torch, p["model"], self.weights, p["dropout"], self.dtype, self.device.id)
+        if p["optimizer"] == "sgd":
+            self.opt = torch.optim.SGD(self.net.parameters(), lr=p["lr"])
+        else:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], eps=ADAM_EPS)
+
+    def train_epoch(self, epoch: int) -> float:
+        net, opt, bs = self.net, self.opt, self.params["batch_size"]
+        net.train()
+        loss_sum = self.torch.zeros((), dtype=self.dtype, device=self.device.id)
+        batches = 0
+        for i in range(0, len(self.x_train), bs):
+            idx = self.order[epoch, i:i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(net(self.x_train[idx]), self.y_train[idx])
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            batches += 1
+        return float(loss_sum) / batches  # float() waits for the device
+
+    def evaluate(self) -> tuple[float, float]:
+        torch, net = self.torch, self.net
+        net.eval()
+        with torch.no_grad():
+            eval_loss = torch.zeros((), dtype=torch.float64, device=self.device.id)
+            correct = torch.zeros((), dtype=torch.int64, device=self.device.id)
+            for i in range(0, len(self.x_eval), 1000):
+                logits = net(self.x_eval[i:i + 1000])
+                yb = self.y_eval[i:i + 1000]
+                eval_loss += self.loss_fn(logits, yb, reduction="sum").double()
+                correct += (logits.argmax(dim=1) == yb).sum()
+        n = len(self.x_eval)
+        return float(eval_loss) / n, int(correct) / n
+
+    def sync(self) -> None:
+        self.backend.synchronize(self.device)
+
+    def close(self) -> None:
+        self.net = self.opt = None
+        self.x_train = self.x_eval = self.y_train = self.y_eval = self.order = None
+        if self.device.kind == "cuda":
+            self.torch.cuda.empty_cache()
+
+
 def build(backend, spec, params, inputs, device):
-    """Model, optimizer and data on the device; ``call`` runs the whole training once."""
+    """Model, optimizer and data on the device (cuDNN autotuned, TF32 off: checked as true float32)."""
     torch = backend.torch
     if device.kind == "cuda":
         torch.cuda.set_device(device.id)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    dtype = backend.torch_dtype(spec.dtype)
-    shape = (-1, 784) if params["model"] == "mlp" else (-1, 1, 28, 28)
-    x_train = backend.upload(inputs["x_train"], device, spec.dtype).reshape(shape)
-    x_eval = backend.upload(inputs["x_eval"], device, spec.dtype).reshape(shape)
-    y_train = backend.upload(inputs["y_train"], device)
-    y_eval = backend.upload(inputs["y_eval"], device)
-    order = backend.upload(inputs["order"], device)
-    weights = weights_of(inputs)
-    bs, n = params["batch_size"], len(inputs["x_train"])
-    loss_fn = torch.nn.functional.cross_entropy
-
-    def sync():
-        backend.synchronize(device)
-
-    def run():
-        torch.manual_seed(params["seed"] + 1)
-        net = make_model(torch, params["model"], weights, params["dropout"], dtype, device.id)
-        if params["optimizer"] == "sgd":
-            opt = torch.optim.SGD(net.parameters(), lr=params["lr"])
-        else:
-            opt = torch.optim.Adam(net.parameters(), lr=params["lr"], eps=ADAM_EPS)
-        curve = []
-        for epoch in range(params["epochs"]):
-            net.train()
-            sync()
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), dtype=dtype, device=device.id)
-            batches = 0
-            for i in range(0, n, bs):
-                idx = order[epoch, i:i + bs]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(x_train[idx]), y_train[idx])
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach()
-                batches += 1
-            train_loss = float(loss_sum) / batches
-            sync()
-            t1 = time.perf_counter()
-            net.eval()
-            with torch.no_grad():
-                eval_loss = torch.zeros((), dtype=torch.float64, device=device.id)
-                correct = torch.zeros((), dtype=torch.int64, device=device.id)
-                for i in range(0, len(x_eval), 1000):
-                    logits = net(x_eval[i:i + 1000])
-                    yb = y_eval[i:i + 1000]
-                    eval_loss += loss_fn(logits, yb, reduction="sum").double()
-                    correct += (logits.argmax(dim=1) == yb).sum()
-                ne = len(x_eval)
-                eval_loss_f, acc = float(eval_loss) / ne, int(correct) / ne
-            t2 = time.perf_counter()
-            curve.append({"epoch": epoch + 1, "epoch_s": t1 - t0, "eval_s": t2 - t1, "train_loss": train_loss,
-                          "eval_loss": eval_loss_f, "eval_accuracy": acc})
-        return curve
-
-    def close():
-        nonlocal x_train, x_eval, y_train, y_eval, order
-        del x_train, x_eval, y_train, y_eval, order
-        if device.kind == "cuda":
-            torch.cuda.empty_cache()
-
-    return training_op(params, run, close=close)
+    return TorchSession(backend, spec, params, inputs, device)

@@ -1,0 +1,178 @@
+"""One case, from spec to record: prepare → verify → measure, the path every entry point shares.
+
+``gpubench run``'s worker and the pytest plugin both drive a :class:`CasePath` (as pyperf's
+worker task serves its in-process and subprocess runners alike), so a case is resolved, checked
+and recorded the same way wherever it runs:
+
+1. **prepare**: resolve the workload and normalize the parameters (``size=1024`` becomes
+   ``m=n=k=1024``, so the spec, its seed and its match key are those of the suite's case); load
+   the backend, resolve the device, ask whether the backend supports the case and whether it
+   fits in device memory; enter the backend's :meth:`~gpubench.backends.base.Backend.case_scope`
+   (process-global switches restored afterwards); draw the inputs from the spec's seed; compute
+   the float64 reference from the pristine inputs; build the op;
+2. **verify**: one timed call, its output checked against the reference. A case ends here as
+   ``skipped`` (unavailable), ``error`` (an exception) or ``incorrect`` (the output failed the
+   check; its one call is its only sample and it is never measured further);
+3. **measure**: the harness (or a self-timed workload's own clock) takes the samples, and
+   :meth:`CasePath.finish` turns any :class:`~gpubench.harness.Measurement` into the record —
+   also one taken by pytest-benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from gpubench.errors import GpubenchError, Unavailable
+from gpubench.harness import HarnessSettings, Measurement, measure
+from gpubench.records import CaseResult, CaseSpec, spec_hash
+
+
+def case_seed(spec: CaseSpec) -> int:
+    """Seed of a case's random inputs: derived from its spec, so every tool draws the same inputs."""
+    return int(hashlib.sha256(spec.match_key().encode()).hexdigest()[:8], 16)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+
+
+class CasePath:
+    """One case on its way from spec to :class:`~gpubench.records.CaseResult`.
+
+    Use :func:`run_case` for the whole path; the pytest plugin calls :meth:`prepare`, times the
+    op with pytest-benchmark and hands the samples to :meth:`finish`. Always :meth:`close`.
+    """
+
+    def __init__(self, spec: CaseSpec):
+        from gpubench.backends import get_backend
+        from gpubench.workloads import get_workload
+
+        self.t0 = time.perf_counter()
+        self.workload = get_workload(spec.workload)
+        self.params = self.workload.normalize_params(spec.param_dict)
+        self.spec = CaseSpec.make(spec.workload, spec.backend, spec.device, spec.dtype, self.params,
+                                  spec.variant, spec.suite)
+        self.backend = get_backend(spec.backend)
+        self.sources: dict[str, str] = {f"workload:{self.workload.name}": f"v{self.workload.version}"}
+        self.device = None
+        self.op = None
+        self.rel_error: float | None = None
+        self.tolerance: float | None = None
+        self.first_call_s: float | None = None
+        self._scope = contextlib.ExitStack()
+
+    # --- results ---------------------------------------------------------------------------------
+    def record(self, status: str, error: str = "", **fields: Any) -> CaseResult:
+        """A record of this case with everything known so far (FLOPs, bytes, device, hash, check)."""
+        base: dict[str, Any] = {
+            "flops": self.workload.flops(self.params),
+            "bytes": self.workload.bytes_moved(self.params, self.spec.dtype),
+            "rel_error": self.rel_error, "tolerance": self.tolerance,
+            "device_name": self.device.name if self.device is not None else "",
+            "spec_hash": spec_hash(self.spec, self.sources), "wall_s": time.perf_counter() - self.t0,
+            "metrics": dict(self.op.metrics) if self.op is not None else {},
+        }
+        base.update(fields)
+        return CaseResult(spec=self.spec, status=status, error=error, **base)
+
+    def _failure(self, exc: BaseException) -> CaseResult:
+        if isinstance(exc, Unavailable):
+            return self.record("skipped", str(exc))
+        if isinstance(exc, MemoryError):
+            return self.record("error", "out of memory (MemoryError)")
+        metrics = dict(self.op.metrics) if self.op is not None else {}
+        metrics["traceback"] = traceback.format_exc()[-4000:]
+        return self.record("error", _one_line(exc), metrics=metrics)
+
+    # --- the path ----------------------------------------------------------------------------------
+    def prepare(self) -> CaseResult | None:
+        """Build the case and verify one call; return its final record when it ends here, else None."""
+        spec, params, workload, backend = self.spec, self.params, self.workload, self.backend
+        try:
+            backend.load()
+            self.device = device = backend.resolve_device(spec.device)
+            reason = backend.unsupported(spec, params, device)
+            if reason:
+                return self.record("skipped", reason)
+            need = workload.memory_bytes(params, spec.dtype)
+            if device.memory_bytes and device.kind != "cpu" and need > device.memory_bytes:
+                return self.record("skipped", f"needs about {need / 2**30:.1f} GiB, {device.id} has "
+                                              f"{device.memory_bytes / 2**30:.1f} GiB")
+            self._scope.enter_context(backend.case_scope(spec, device))
+            inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(case_seed(spec)))
+            # The reference comes first, from pristine inputs: an op may update its inputs in place.
+            ref = workload.reference(inputs, params)
+            self.op = op = workload.bind(backend.build(spec, params, inputs, device), params, spec.dtype)
+            self.sources.update(op.sources)
+            # Correctness first: one call on fresh inputs, checked against the float64 reference.
+            self.first_call_s = max(float(op.timer(op.call, 1)), 1e-12)
+            out = op.result()
+            self.rel_error, self.tolerance = workload.check(out, ref, params, spec.dtype)
+            del out, inputs, ref
+        except Exception as exc:  # any failure of the case is a result, not a crash
+            return self._failure(exc)
+        if not self.rel_error <= self.tolerance:
+            samples = (self.first_call_s,)
+            if workload.self_timed:
+                # The run that failed is still worth seeing (a curve that never rose, say).
+                try:
+                    samples = workload.measurement(self.op, HarnessSettings()).samples
+                except Exception:  # noqa: BLE001 - the record of the wrong result matters more
+                    pass
+            return self.record("incorrect", f"relative error {self.rel_error:.3g} exceeds tolerance "
+                                            f"{self.tolerance:.3g}", samples=samples, clock=self.op.timer.name)
+        return None
+
+    def measure(self, settings: HarnessSettings = HarnessSettings()) -> CaseResult:
+        """Take the samples (the harness, or a self-timed workload's run already made) and make the record."""
+        try:
+            if self.workload.self_timed:
+                m = self.workload.measurement(self.op, settings)
+            else:
+                m = measure(self.op.call, self.op.timer, settings)
+        except Exception as exc:  # noqa: BLE001 - a failure while timing is the case's error
+            return self._failure(exc)
+        return self.finish(m)
+
+    def finish(self, m: Measurement) -> CaseResult:
+        """The ``ok`` record of a verified case from a measurement (the harness's or pytest-benchmark's)."""
+        flags = [] if m.target_met else ["noisy"]
+        return self.record("ok", samples=tuple(float(s) for s in m.samples), number=m.number, clock=m.clock,
+                           target_met=m.target_met, flags=tuple(flags),
+                           host_samples=tuple(float(s) for s in getattr(m, "host_samples", ()) or ()))
+
+    def close(self) -> None:
+        """Free the op's device memory and leave the backend's case scope (never raises)."""
+        op, self.op = self.op, None
+        try:
+            if op is not None and op.close is not None:
+                op.close()
+        except Exception:  # noqa: BLE001 - freeing must not mask the result
+            pass
+        finally:
+            try:
+                self._scope.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings()) -> CaseResult:
+    """Run one case in this process: prepare, verify, measure; never raises for a problem of the case.
+
+    An unavailable backend, device or dtype is ``skipped``; an exception is ``error``; a wrong
+    output is ``incorrect`` (its one verification call is its sample; it is never a speedup).
+    """
+    try:
+        path = CasePath(spec)
+    except GpubenchError as exc:
+        return CaseResult(spec=spec, status="error", error=str(exc))
+    try:
+        return path.prepare() or path.measure(settings)
+    finally:
+        path.close()

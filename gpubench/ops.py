@@ -1,0 +1,52 @@
+"""What a backend hands the harness: a concrete device (:class:`DeviceInfo`) and a ready op (:class:`BoundOp`).
+
+These two types are the meeting point of workloads, backends and the case path, so they live
+below all three: a workload may wrap a backend's op (MNIST's training run does) without
+importing any backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpubench.harness import HostTimer, Timer
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A concrete device: ``id`` as used on the command line (``cpu``, ``cuda:0``, ``opencl:0:1``)."""
+
+    id: str
+    name: str
+    kind: str
+    memory_bytes: int | None = None
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BoundOp:
+    """One case made ready to run: inputs on the device, output buffer allocated.
+
+    ``call`` runs the operation once (it may return before the device finishes); ``timer``
+    times it correctly for the device; ``result`` synchronizes and returns the output as a
+    host NumPy array; ``close`` frees device memory.
+    """
+
+    call: Callable[[], object]
+    result: Callable[[], np.ndarray]
+    timer: Timer = field(default_factory=HostTimer)
+    close: Callable[[], None] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    """Kernel source texts this op runs (hashed into the record so changed kernels are not compared)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Extra per-case measurements (for example an MNIST accuracy curve)."""
+    device_inputs: dict[str, Any] = field(default_factory=dict)
+    """Device arrays the op reads, by input name, that ``include_transfer`` refills from host memory."""
+    device_output: Any = None
+    """Device array the op writes (or a function returning the latest one, for ops that allocate
+    their output), that ``include_transfer`` copies back to host memory."""
