@@ -17,9 +17,8 @@ from typing import Any
 
 from gpubench.errors import UsageError
 from gpubench.records import CaseResult, CaseSpec
-from gpubench.report.analysis import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS
 from gpubench.report.model import CALIBRATE_SUITE
-from gpubench.store import ResultStore
+from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, ResultStore
 
 #: Matmul dtypes tried per device kind (``tf32`` means float32 with tensor cores allowed).
 MATMUL_DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "tf32", "bfloat16", "float16", "float64"),

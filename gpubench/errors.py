@@ -15,6 +15,24 @@ class UsageError(GpubenchError):
     exit_code = 2
 
 
+class StoreError(GpubenchError):
+    """The results store cannot be read or written. ``short`` names the problem in a few words."""
+
+    short = "store error"
+
+
+class StoreReadOnly(StoreError, UsageError):
+    """A write to a store that cannot be written (read-only file, directory or mount): exit 2."""
+
+    short = "store is read-only"
+
+
+class DiskFull(StoreError):
+    """The store's disk is full, or a file size limit was reached."""
+
+    short = "disk full"
+
+
 class Unavailable(GpubenchError):
     """A backend, device or dtype that cannot run here; the case is *skipped* with this reason."""
 

@@ -9,11 +9,8 @@ from typing import Any
 
 from gpubench.report.model import MODE_PARAMS, RunData
 
-#: Ceiling kinds written by ``gpubench calibrate`` (unit in brackets).
-PEAK_FLOPS = "peak_flops"  # GFLOP/s, per dtype ("tf32" = float32 on tensor cores)
-MEM_BW = "mem_bw"  # GB/s, device memory read + written
-H2D_BW = "h2d_bw"  # GB/s, pinned host to device
-D2H_BW = "d2h_bw"  # GB/s, device to pinned host
+# The ceiling vocabulary belongs to the store; re-exported here for older imports.
+from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS  # noqa: F401
 
 
 @dataclass
