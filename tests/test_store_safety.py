@@ -71,7 +71,7 @@ def make_store(path: Path) -> None:
 
 
 def check_reads_work_and_writes_refused(store: Path, out: Path, **kw) -> None:
-    for args in (["show"], ["export", "--format", "csv"],
+    for args in (["show"], ["runs"], ["runs", "--json"], ["export", "--format", "csv"],
                  ["report", "-o", str(out / "r.html")], ["compare", "1", "2"]):
         proc = gpubench_as_reader(*args, "--store", str(store), **kw)
         assert proc.returncode in (0, 1) and "error" not in proc.stderr, (args, proc.stderr)  # compare: 1 = slower
@@ -108,7 +108,7 @@ def test_read_commands_leave_a_writable_store_as_they_found_it(tmp_path):
     store = tmp_path / "s.sqlite"
     make_store(store)
     before = snapshot(tmp_path)
-    for args in (["show"], ["export"]):
+    for args in (["show"], ["runs"], ["export"]):
         assert run_gpubench(*args, "--store", str(store)).returncode == 0
     assert snapshot(tmp_path) == before
 
@@ -174,7 +174,7 @@ def test_a_newer_store_is_refused_and_left_byte_for_byte_untouched(tmp_path, cli
     for readonly in (False, True):
         with pytest.raises(GpubenchError, match="newer than this gpubench"):
             ResultStore(tmp_path / "future.sqlite", readonly=readonly)
-    for args in (["show"], ["run", "--suite", "saxpy", "--quick", "--backend", "numpy"]):
+    for args in (["show"], ["runs"], ["run", "--suite", "saxpy", "--quick", "--backend", "numpy"]):
         code, _, err = cli(*args, "--store", str(tmp_path / "future.sqlite"))
         assert code == 1 and err.count("\n") == 1 and "newer than this gpubench" in err
     assert snapshot(tmp_path) == before  # no -wal, -shm or -journal either
@@ -308,3 +308,26 @@ def test_no_module_but_the_store_speaks_sql_to_it():
         if re.search(r"\.db\.execute|BEGIN IMMEDIATE|\bCOMMIT\b|sqlite3\.connect", text):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+def test_runs_lists_every_run(tmp_path):
+    import json
+
+    store = tmp_path / "s.sqlite"
+    with ResultStore(store) as s:
+        synthetic_run(s, 40, label="first")
+        synthetic_run(s, 40, seed=2, gpu=False)
+        s.begin_run("alive")  # this process lives on: still running
+    # A run whose process ended without finishing it: abandoned.
+    code = f"from gpubench.store import ResultStore; ResultStore({str(store)!r}).begin_run('gone')"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = run_gpubench("runs", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["run", "started", "suite", "label", "status", "results", "machine", "note"]
+    assert "first" in lines[2] and "complete" in lines[2] and "Test CPU 9000; GPU: NVIDIA H100 80GB HBM3" in lines[2]
+    assert " running " in lines[4] and " abandoned " in lines[5] and "is gone" in lines[5]
+    runs = json.loads(run_gpubench("runs", "--json", "--store", str(store)).stdout)
+    assert [r["status"] for r in runs] == ["complete", "complete", "running", "abandoned"]
+    assert runs[0]["results"] == dict(sorted(runs[0]["results"].items())) and sum(runs[0]["results"].values()) > 30
+    assert runs[1]["machine"] == {"cpu": "Test CPU 9000", "gpus": [], "hostname": "synthetic-host"}
