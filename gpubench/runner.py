@@ -4,8 +4,9 @@ Isolation rules: a case that crashes its worker (segfault, out-of-memory kill) i
 ``error`` with the exit status and the tail of the worker's stderr; a case that runs past its
 timeout is stored as ``timeout`` and its worker is killed; either way the next case gets a fresh
 worker. Ctrl-C or SIGTERM stops the run: the worker is killed, every finished case stays in the
-store, and the run is marked ``interrupted``. Cases run strictly one after another so that no
-two measurements disturb each other.
+store, and the run is marked ``interrupted``. If the runner itself is killed (SIGKILL), its
+workers die with it (:mod:`gpubench.lifeline`) and the run reads as ``abandoned``. Cases run
+strictly one after another so that no two measurements disturb each other.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gpubench.harness import HarnessSettings
+from gpubench.lifeline import PARENT_PID_ENV
 from gpubench.records import CaseResult, CaseSpec
 from gpubench.store import ResultStore
 
@@ -41,6 +43,7 @@ class Worker:
         self.stderr = tempfile.TemporaryFile(mode="w+b")
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env[PARENT_PID_ENV] = str(os.getpid())  # the worker dies with this process (gpubench.lifeline)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gpubench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.stderr, env=env, start_new_session=True,

@@ -3,7 +3,8 @@
 The worker talks to the runner over JSON lines on a private copy of its stdout; its own
 stdout is pointed at stderr so that a framework printing to stdout cannot corrupt the protocol.
 Requests: ``{"op": "env"}`` and ``{"op": "case", "spec": ..., "settings": ...}``; every request
-gets exactly one reply line.
+gets exactly one reply line. A worker dies with the process that started it
+(:func:`gpubench.lifeline.die_with_parent`), even when that process is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -119,7 +120,11 @@ def backend_environment(name: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    """Serve requests from the runner until stdin closes."""
+    """Serve requests from the runner until stdin closes; die with the runner, however it ends."""
+    from gpubench.lifeline import PARENT_PID_ENV, die_with_parent
+
+    parent = os.environ.pop(PARENT_PID_ENV, "")  # not inherited by the processes this worker starts
+    die_with_parent(int(parent) if parent.isdigit() else None, pipe_fd=sys.stdin.fileno())
     # Ctrl-C is the runner's to handle: it stops this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
