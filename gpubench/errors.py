@@ -33,6 +33,10 @@ class DiskFull(StoreError):
     short = "disk full"
 
 
+class RunFailed(GpubenchError):
+    """A run that stopped on an error of its own (not of a case): it is stored as ``failed`` with the reason."""
+
+
 class Unavailable(GpubenchError):
     """A backend, device or dtype that cannot run here; the case is *skipped* with this reason."""
 

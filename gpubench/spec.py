@@ -114,9 +114,9 @@ def load_suite(name_or_path: str) -> Suite:
     timeout = data.get("timeout_s")
     if not isinstance(name, str) or not isinstance(baseline, str):
         raise UsageError(f"{path.name}: 'name' and 'baseline' must be strings")
-    bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     if timeout is not None and bad_timeout:
-        raise UsageError(f"{path.name}: 'timeout_s' must be a positive number")
+        raise UsageError(f"{path.name}: 'timeout_s' must be a positive number (inf for no limit)")
     return Suite(name, str(data.get("description", "")), baseline, tuple(entries), path,
                  float(timeout) if timeout is not None else None)
 

@@ -21,7 +21,7 @@ def run(args) -> int:
     from gpubench.worker import backend_environment
 
     env = capture_host()
-    wanted = split_csv(args.backend) or tuple(backend_names())
+    wanted = split_csv(args.backend, "--backend") or tuple(backend_names())
     if wanted != ("none",):
         for b in wanted:
             if b not in backend_names():

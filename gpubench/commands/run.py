@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gpubench.commands import add_store_argument, split_csv
+from gpubench.commands import add_store_argument, check_limit, split_csv
 
 HELP = "run a benchmark suite and store its results"
 
@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--dtype", action="append", metavar="DTYPE",
                    help="only these dtypes: float64, float32, float16, bfloat16")
     p.add_argument("--quick", action="store_true", help="small sizes and a short time budget (seconds per suite)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default 600)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="per-case timeout in seconds (default 600; inf for no limit)")
     p.add_argument("--budget", type=float, metavar="S", help="sampling time budget per case in seconds")
     p.add_argument("--target", type=float, metavar="FRAC",
                    help="stop when the median's 95%% CI is within ±FRAC (default 0.01)")
@@ -38,13 +39,16 @@ def run(args) -> int:
     from gpubench.spec import Filters, expand, load_suite
     from gpubench.store import ResultStore
 
+    if not args.suite:
+        raise UsageError("--suite must not be empty")
+    check_limit("--timeout", args.timeout, allow_inf=True)
+    check_limit("--budget", args.budget)
+    check_limit("--target", args.target, what="fraction")
     suite = load_suite(args.suite)
-    filters = Filters(split_csv(args.backend), split_csv(args.device), split_csv(args.dtype))
+    filters = Filters(split_csv(args.backend, "--backend"), split_csv(args.device, "--device"),
+                      split_csv(args.dtype, "--dtype"))
     specs = expand(suite, filters, quick=args.quick)
     settings = QUICK if args.quick else HarnessSettings()
-    for name, value in (("timeout", args.timeout), ("budget", args.budget), ("target", args.target)):
-        if value is not None and not value > 0:
-            raise UsageError(f"--{name} must be a positive number, got {value}")
     if args.budget is not None:
         settings = dataclasses.replace(settings, budget_s=args.budget)
     if args.target is not None:
@@ -56,17 +60,21 @@ def run(args) -> int:
         print(f"{len(specs)} cases", file=sys.stderr)
         return 0
 
+    environment = capture_host()
     with ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         try:
             run_id, _ = runner.run(specs, suite=suite.name, baseline=suite.baseline, label=args.label,
-                                   command=command, environment=capture_host())
+                                   command=command, environment=environment)
         except KeyboardInterrupt:
             progress.finish()
             print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.path})", file=sys.stderr)
             return 130
+        except BaseException:
+            progress.finish()  # the one-line error starts on its own line
+            raise
         progress.finish()
         from gpubench.commands.show import print_run
 
