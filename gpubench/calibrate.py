@@ -42,14 +42,20 @@ def saxpy_n(kind: str, quick: bool) -> int:
 
 
 def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: bool = False) -> list[CaseSpec]:
-    """The calibration cases for the selected backends and device kinds (default: all of them)."""
+    """The calibration cases for the selected backends and device kinds (default: all of them but broken plug-ins)."""
     from gpubench.backends import backend_names, get_backend
+    from gpubench.errors import BrokenBackend
     from gpubench.workloads import WORKLOADS, get_workload
 
     names = list(backends) or backend_names()
     specs: list[CaseSpec] = []
     for name in names:
-        backend = get_backend(name)
+        try:
+            backend = get_backend(name)
+        except BrokenBackend:
+            if backends:  # named on the command line: say why it cannot be calibrated
+                raise
+            continue  # a broken plug-in is left out of "every backend"
         implemented = backend.workloads()
         for kind in backend.device_kinds:
             if devices and kind not in devices:

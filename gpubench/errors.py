@@ -15,6 +15,15 @@ class UsageError(GpubenchError):
     exit_code = 2
 
 
+class BrokenBackend(GpubenchError):
+    """A registered backend plug-in that cannot even be loaded or constructed (its module or class is broken)."""
+
+    def __init__(self, name: str, exc: BaseException):
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(f"backend {name!r} is broken: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+        self.name = name
+
+
 class StoreError(GpubenchError):
     """The results store cannot be read or written. ``short`` names the problem in a few words."""
 

@@ -47,7 +47,10 @@ def run(args) -> int:
     suite = load_suite(args.suite)
     filters = Filters(split_csv(args.backend, "--backend"), split_csv(args.device, "--device"),
                       split_csv(args.dtype, "--dtype"))
-    specs = expand(suite, filters, quick=args.quick)
+    broken: dict[str, str] = {}
+    specs = expand(suite, filters, quick=args.quick, broken=broken)
+    for reason in broken.values():
+        print(f"gpubench: warning: {reason}; its cases are left out", file=sys.stderr)
     settings = QUICK if args.quick else HarnessSettings()
     if args.budget is not None:
         settings = dataclasses.replace(settings, budget_s=args.budget)
@@ -61,6 +64,7 @@ def run(args) -> int:
         return 0
 
     environment = capture_host()
+    environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
     with ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update)
