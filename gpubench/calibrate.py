@@ -41,14 +41,20 @@ def saxpy_n(kind: str, quick: bool) -> int:
 
 
 def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: bool = False) -> list[CaseSpec]:
-    """The calibration cases for the selected backends and device kinds (default: all of them)."""
+    """The calibration cases for the selected backends and device kinds (default: all of them but broken plug-ins)."""
     from gpubench.backends import backend_names, get_backend
+    from gpubench.errors import BrokenBackend
     from gpubench.workloads import get_workload, is_workload
 
     names = list(backends) or backend_names()
     specs: list[CaseSpec] = []
     for name in names:
-        backend = get_backend(name)
+        try:
+            backend = get_backend(name)
+        except BrokenBackend:
+            if backends:  # named on the command line: say why it cannot be calibrated
+                raise
+            continue  # a broken plug-in is left out of "every backend"
         implemented = backend.workloads()
         for kind in backend.device_kinds:
             if devices and kind not in devices:
@@ -130,7 +136,11 @@ def calibrate(store: ResultStore, backends: tuple[str, ...] = (), devices: tuple
     runner = Runner(store, settings, timeout_s, progress=progress)
     run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command,
                            environment=capture_host())
+    quality = "provisional" if quick else "measured"
     ceilings = derive_ceilings(store.results(run_id))
-    for c in ceilings:
-        store.add_ceiling(run_id, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"], method=c["method"])
+    with store.transaction():
+        for c in ceilings:
+            c["quality"] = quality
+            store.add_ceiling(run_id, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"],
+                              method=c["method"], device_name=c["device_name"], quality=quality)
     return run_id, ceilings

@@ -1,13 +1,16 @@
 """The ``gpubench`` command line.
 
 Only :mod:`argparse` and the small command modules are imported at start-up; each command
-imports what it needs when it runs, so ``gpubench --help`` never loads a framework.
+imports what it needs when it runs, so ``gpubench --help`` never loads a framework. Every error
+is one line on stderr and a non-zero exit (``GPUBENCH_DEBUG=1`` shows the traceback of an
+unexpected one).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from gpubench import __version__
@@ -51,3 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug or an OS error is still one line, not a traceback
+        if os.environ.get("GPUBENCH_DEBUG"):
+            raise
+        line = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"gpubench: error: {type(exc).__name__}: {line} (GPUBENCH_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1

@@ -15,6 +15,37 @@ class UsageError(GpubenchError):
     exit_code = 2
 
 
+class BrokenBackend(GpubenchError):
+    """A registered backend plug-in that cannot even be loaded or constructed (its module or class is broken)."""
+
+    def __init__(self, name: str, exc: BaseException):
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(f"backend {name!r} is broken: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+        self.name = name
+
+
+class StoreError(GpubenchError):
+    """The results store cannot be read or written. ``short`` names the problem in a few words."""
+
+    short = "store error"
+
+
+class StoreReadOnly(StoreError, UsageError):
+    """A write to a store that cannot be written (read-only file, directory or mount): exit 2."""
+
+    short = "store is read-only"
+
+
+class DiskFull(StoreError):
+    """The store's disk is full, or a file size limit was reached."""
+
+    short = "disk full"
+
+
+class RunFailed(GpubenchError):
+    """A run that stopped on an error of its own (not of a case): it is stored as ``failed`` with the reason."""
+
+
 class Unavailable(GpubenchError):
     """A backend, device or dtype that cannot run here; the case is *skipped* with this reason."""
 

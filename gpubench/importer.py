@@ -201,18 +201,12 @@ def parse(path: str, label: str | None = None) -> ImportedRun:
 
 def store_run(store, run: ImportedRun, *, baseline: str = "numpy", command: str = "") -> int:
     """Write a parsed file into ``store`` as one run, in one transaction (all or nothing); return its id."""
-    db = store.db
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with store.transaction():
         run_id = store.begin_run(SUITE, baseline=baseline, label=run.label, command=command,
                                  settings=run.settings, environment=run.environment, started_at=run.started_at)
         for result in run.results:
             store.add_result(run_id, result)
         store.finish_run(run_id, "complete")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return run_id
 
 

@@ -114,9 +114,9 @@ def load_suite(name_or_path: str) -> Suite:
     timeout = data.get("timeout_s")
     if not isinstance(name, str) or not isinstance(baseline, str):
         raise UsageError(f"{path.name}: 'name' and 'baseline' must be strings")
-    bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     if timeout is not None and bad_timeout:
-        raise UsageError(f"{path.name}: 'timeout_s' must be a positive number")
+        raise UsageError(f"{path.name}: 'timeout_s' must be a positive number (inf for no limit)")
     return Suite(name, str(data.get("description", "")), baseline, tuple(entries), path,
                  float(timeout) if timeout is not None else None)
 
@@ -141,31 +141,71 @@ def _device_matches(device: str, wanted: str) -> bool:
     return device == wanted or device.split(":")[0] == wanted or wanted.split(":")[0] == device
 
 
-def check_filters(filters: Filters) -> None:
-    """Reject unknown backends, device kinds and dtypes named on the command line."""
-    from gpubench.backends import backend_names, get_backend
+def _loader(broken: dict[str, str]):
+    """A function returning a backend and its workloads, or None (noting why in ``broken``) if it is broken."""
+    from gpubench.backends import get_backend
+    from gpubench.errors import BrokenBackend
+
+    loaded: dict[str, tuple[Any, tuple[str, ...]] | None] = {}
+
+    def load(name: str) -> tuple[Any, tuple[str, ...]] | None:
+        if name not in loaded:
+            try:
+                backend = get_backend(name)
+                try:
+                    loaded[name] = (backend, tuple(backend.workloads()))
+                except Exception as exc:  # noqa: BLE001 - a plug-in's bug leaves it out, not the run
+                    raise BrokenBackend(name, exc) from exc
+            except BrokenBackend as exc:
+                broken[name] = str(exc)
+                loaded[name] = None
+        return loaded[name]
+
+    return load
+
+
+def check_filters(filters: Filters, broken: dict[str, str] | None = None) -> None:
+    """Reject unknown backends, device kinds and dtypes named on the command line.
+
+    Only the backends selected (every one when there is no backend filter) are loaded, and only
+    to check a device filter; a broken one is left out of that check and noted in ``broken``
+    (name → reason) when given.
+    """
+    from gpubench.backends import backend_names
 
     known = backend_names()
     for b in filters.backends:
         if b not in known:
             raise UsageError(f"unknown backend {b!r} (known: {', '.join(known)})")
-    kinds = sorted({k for b in known for k in get_backend(b).device_kinds})
-    for d in filters.devices:
-        if d.split(":")[0] not in kinds:
-            raise UsageError(f"unknown device {d!r} (device kinds: {', '.join(kinds)}; e.g. cpu, cuda:0, opencl:0:0)")
+    if filters.devices:
+        load = _loader({} if broken is None else broken)
+        kinds = sorted({k for b in (filters.backends or known) if (got := load(b)) for k in got[0].device_kinds})
+        for d in filters.devices:
+            if d.split(":")[0] not in kinds:
+                raise UsageError(f"unknown device {d!r} (device kinds: {', '.join(kinds) or 'none'}; "
+                                 "e.g. cpu, cuda:0, opencl:0:0)")
     for t in filters.dtypes:
         if t not in DTYPES:
             raise UsageError(f"unknown dtype {t!r} (known: {', '.join(DTYPES)})")
 
 
 def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
-           check_memory: bool = True) -> list[CaseSpec]:
-    """Expand a suite into validated case specs, applying filters; raise :class:`UsageError` on any problem."""
-    from gpubench.backends import backend_names, get_backend
+           check_memory: bool = True, broken: dict[str, str] | None = None) -> list[CaseSpec]:
+    """Expand a suite into validated case specs, applying filters; raise :class:`UsageError` on any problem.
+
+    Only the backends the suite and the filters select are loaded. A selected backend whose
+    plug-in is broken (it cannot be imported or constructed) is left out: its name and reason go
+    into ``broken`` when given, so the caller can say so and record it. When nothing is left to
+    run because of broken backends, that is a :class:`GpubenchError` naming them.
+    """
+    from gpubench.backends import backend_names
     from gpubench.envinfo import available_memory
+    from gpubench.errors import GpubenchError
     from gpubench.workloads import get_workload
 
-    check_filters(filters)
+    broken = {} if broken is None else broken
+    check_filters(filters, broken)
+    load = _loader(broken)
     known = backend_names()
     if suite.baseline not in known:
         raise UsageError(f"{suite.path.name}: baseline backend {suite.baseline!r} is not a known backend")
@@ -175,8 +215,11 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
     for i, entry in enumerate(suite.entries):
         where = f"{suite.path.name}: cases[{i}]"
         workload = get_workload(entry["workload"])
-        implementing = [b for b in known if entry["workload"] in get_backend(b).workloads()]
-        backends = _as_list(entry.get("backends", implementing), "backends", where)
+        if "backends" in entry:
+            backends = _as_list(entry["backends"], "backends", where)
+        else:
+            selected = [b for b in known if not filters.backends or b in filters.backends]
+            backends = [b for b in selected if (got := load(b)) and entry["workload"] in got[1]]
         dtypes = _as_list(entry.get("dtypes", ["float32"]), "dtypes", where)
         for t in dtypes:
             if t not in DTYPES:
@@ -190,8 +233,11 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
                 raise UsageError(f"{where}: unknown backend {b!r} (known: {', '.join(known)})")
             if filters.backends and b not in filters.backends:
                 continue
-            backend = get_backend(b)
-            if entry["workload"] not in backend.workloads():
+            got = load(b)
+            if got is None:
+                continue
+            backend, implemented = got
+            if entry["workload"] not in implemented:
                 raise UsageError(f"{where}: backend {b!r} does not implement workload {entry['workload']!r}")
             devices = _as_list(entry.get("devices", list(backend.device_kinds)), "devices", where)
             for d in devices:
@@ -206,7 +252,12 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
                         if _device_matches(d, want):
                             picked.append(want if ":" in want else d)
                 devices = list(dict.fromkeys(picked))
-            all_variants = backend.variants(entry["workload"])
+            try:
+                all_variants = backend.variants(entry["workload"])
+            except Exception as exc:  # noqa: BLE001 - a plug-in whose op module is broken is left out
+                broken[b] = f"backend {b!r} is broken: {type(exc).__name__}: " \
+                            + (str(exc).strip().splitlines() or [""])[0][:300]
+                continue
             variants = _as_list(entry.get("variants", list(all_variants)), "variants", where)
             for v in variants:
                 if v not in all_variants:
@@ -226,6 +277,8 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
                 if spec not in seen:
                     seen.add(spec)
                     specs.append(spec)
+    if not specs and broken:
+        raise GpubenchError(f"no cases to run in suite {suite.name!r}: " + "; ".join(broken.values()))
     if not specs:
         raise UsageError(f"no cases left in suite {suite.name!r} after filters")
     return specs

@@ -2,8 +2,10 @@
 
 The worker talks to the runner over JSON lines on a private copy of its stdout; its own
 stdout is pointed at stderr so that a framework printing to stdout cannot corrupt the protocol.
-Requests: ``{"op": "env"}`` and ``{"op": "case", "spec": ..., "settings": ...}``; every request
-gets exactly one reply line.
+Requests: ``{"op": "env", "backend": ...}`` (the backend probe of ``gpubench run``, ``list`` and
+``env``) and ``{"op": "case", "spec": ..., "settings": ...}``; every request gets exactly one reply
+line. A worker dies with the process that started it (:func:`gpubench.lifeline.die_with_parent`),
+even when that process is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -12,23 +14,40 @@ import json
 import os
 import signal
 import sys
+import traceback
 from dataclasses import asdict
 from typing import Any
 
 from gpubench.case import run_case
 from gpubench.harness import HarnessSettings
-from gpubench.records import CaseSpec
+from gpubench.records import CaseResult, CaseSpec
 
 
 def backend_environment(name: str) -> dict[str, Any]:
-    """The backend's own environment facts, or its unavailability reason."""
-    from gpubench.backends import get_backend
+    """The backend's own environment facts, or its unavailability reason; never raises.
 
-    backend = get_backend(name)
-    reason = backend.availability()
+    Always ``available`` (bool); ``reason`` when unavailable; ``device_kinds`` and ``workloads``
+    (what it declares) whenever the adapter could be constructed; its environment facts and
+    ``devices`` when available. A broken plug-in (its module or constructor raises, or ``load``
+    raises something other than :class:`Unavailable`) is unavailable with the error as reason.
+    """
+    from gpubench.backends import get_backend
+    from gpubench.errors import GpubenchError
+
+    try:
+        backend = get_backend(name)
+    except GpubenchError as exc:
+        return {"available": False, "reason": str(exc)}
+    env: dict[str, Any] = {}
+    try:
+        env["device_kinds"] = list(backend.device_kinds)
+        env["workloads"] = list(backend.workloads())
+        reason = backend.availability()
+    except Exception as exc:  # noqa: BLE001 - a plug-in's bug is its unavailability, not a crash
+        reason = f"{name}: {type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0][:300]
     if reason:
-        return {"available": False, "reason": reason}
-    env = {"available": True}
+        return {"available": False, "reason": reason, **env}
+    env["available"] = True
     try:
         env.update(backend.environment())
         env["devices"] = [asdict(d) for d in backend.devices()]
@@ -37,8 +56,27 @@ def backend_environment(name: str) -> dict[str, Any]:
     return env
 
 
+def _serve(req: dict[str, Any]) -> dict[str, Any]:
+    """The reply to one request."""
+    if req.get("op") == "env":
+        return backend_environment(req["backend"])
+    if req.get("op") == "case":
+        spec = CaseSpec.from_dict(req["spec"])
+        try:
+            return run_case(spec, HarnessSettings(**req["settings"])).to_dict()
+        except Exception as exc:  # noqa: BLE001 - whatever happens to a case is its result
+            msg = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+            return CaseResult(spec=spec, status="error", error=msg,
+                              metrics={"traceback": traceback.format_exc()[-4000:]}).to_dict()
+    return {"error": f"unknown request {req.get('op')!r}"}
+
+
 def main() -> int:
-    """Serve requests from the runner until stdin closes."""
+    """Serve requests from the runner until stdin closes; die with the runner, however it ends."""
+    from gpubench.lifeline import PARENT_PID_ENV, die_with_parent
+
+    parent = os.environ.pop(PARENT_PID_ENV, "")  # not inherited by the processes this worker starts
+    die_with_parent(int(parent) if parent.isdigit() else None, pipe_fd=sys.stdin.fileno())
     # Ctrl-C is the runner's to handle: it stops this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
@@ -47,15 +85,7 @@ def main() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        req = json.loads(line)
-        if req["op"] == "env":
-            reply: dict[str, Any] = backend_environment(req["backend"])
-        elif req["op"] == "case":
-            spec = CaseSpec.from_dict(req["spec"])
-            result = run_case(spec, HarnessSettings(**req["settings"]))
-            reply = result.to_dict()
-        else:
-            reply = {"error": f"unknown request {req['op']!r}"}
+        reply = _serve(json.loads(line))
         proto.write(json.dumps(reply, default=str) + "\n")
         proto.flush()
     return 0

@@ -58,3 +58,32 @@ def fake_plugin(monkeypatch):
     importlib.invalidate_caches()
     monkeypatch.setattr(backends, "_cache", {})
     return PLUGINS
+
+
+def install_plugin(monkeypatch, root: Path, backends: dict[str, str], files: dict[str, str],
+                   dist: str = "gpubench_testplugin") -> Path:
+    """Write a plug-in distribution under ``root`` and put it on the path of this process and its children.
+
+    ``files`` maps paths relative to ``root`` to their source; ``backends`` maps entry-point names to
+    ``module:Class``. The plug-in is then found through the ``gpubench.backends`` entry-point group,
+    exactly as an installed third-party package would be.
+    """
+    import importlib
+
+    import gpubench.backends as backends_module
+
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[gpubench.backends]\n" + "".join(f"{name} = {target}\n" for name, target in backends.items()))
+    monkeypatch.syspath_prepend(str(root))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(root) + (os.pathsep + old if old else ""))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(backends_module, "_cache", {})
+    return root

@@ -20,7 +20,7 @@ LAYERS = (
     ("storage", ("gpubench.store",)),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
-    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.probe")),
+    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
     ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
     ("reading", ("gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),

@@ -13,11 +13,7 @@ from synthetic_results import matmul_result  # noqa: E402
 from gpubench.calibrate import derive_ceilings, plan  # noqa: E402
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
 from gpubench.report.model import load_runs  # noqa: E402
-from gpubench.store import (  # noqa: E402
-    MEM_BW,
-    PEAK_FLOPS,
-    ResultStore,  # noqa: E402
-)
+from gpubench.store import MEM_BW, PEAK_FLOPS, ResultStore  # noqa: E402
 
 
 def test_plan_covers_compute_memory_and_transfers():

@@ -94,6 +94,24 @@ def test_bad_input_exits_2_and_writes_nothing(store_path, cli, args, message):
     assert not store_path.exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["run", "--suite", "saxpy", "--backend", ""],
+    ["run", "--suite", "saxpy", "--backend", "numpy,"],
+    ["run", "--suite", "saxpy", "--device", ""],
+    ["run", "--suite", "saxpy", "--dtype", " "],
+    ["run", "--suite", ""],
+    ["calibrate", "--backend", ""],
+    ["calibrate", "--device", ","],
+    ["env", "--backend", ""],
+    ["runs", "--store", ""],
+])
+def test_an_empty_filter_value_is_an_error(store_path, cli, args):
+    code, out, err = cli(*args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("gpubench: error:") and "empty" in err
+    assert not store_path.exists()
+
+
 @pytest.mark.parametrize("body, message", [
     ("[[cases]]\nworkload='matmul'\nparams={size=[0]}", "must be >= 1"),
     ("[[cases]]\nworkload='matmul'\nparams={size=[-3]}", "must be >= 1"),

@@ -63,7 +63,7 @@ def test_migration_from_v1_keeps_data(tmp_path):
     db.commit()
     db.close()
     with ResultStore(p) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         assert store.run().suite == "old"
         store.add_ceiling(store.run().id, "cpu", "flops", 1e11, "FLOP/s", dtype="float32", method="matmul 2048")
         assert store.ceilings(store.run().id)[0]["value"] == 1e11

@@ -4,7 +4,11 @@ Command modules import only the standard library at module level (``gpubench --h
 all of them).
 """
 
-COMMANDS = ("run", "list", "env", "show", "export", "report", "compare", "calibrate", "import")
+from __future__ import annotations
+
+import math
+
+COMMANDS = ("run", "list", "env", "runs", "show", "export", "report", "compare", "calibrate", "import")
 
 
 def add_store_argument(parser) -> None:
@@ -13,9 +17,31 @@ def add_store_argument(parser) -> None:
                         help="results store (default: $GPUBENCH_STORE or results/gpubench.sqlite)")
 
 
-def split_csv(values: list[str] | None) -> tuple[str, ...]:
-    """Flatten repeated and comma-separated option values."""
+def split_csv(values: list[str] | None, option: str = "option") -> tuple[str, ...]:
+    """Flatten repeated and comma-separated option values; an empty value is a :class:`UsageError`.
+
+    ``--backend ''`` or ``--backend numpy,`` is a mistake, not "no filter": leaving the option
+    out selects everything.
+    """
+    from gpubench.errors import UsageError
+
     out: list[str] = []
     for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
+        items = [x.strip() for x in v.split(",")]
+        if not all(items):
+            raise UsageError(f"{option}: empty value in {v!r} (name one, or leave {option} out for all)")
+        out.extend(items)
     return tuple(dict.fromkeys(out))
+
+
+def check_limit(option: str, value: float | None, what: str = "number of seconds",
+                allow_inf: bool = False) -> float | None:
+    """``value`` if it is a positive number (finite unless ``allow_inf``), else a one-line :class:`UsageError`."""
+    from gpubench.errors import UsageError
+
+    if value is None:
+        return None
+    if not value > 0 or (math.isinf(value) and not allow_inf):
+        kind = f"a positive {what}, or inf for no limit" if allow_inf else f"a positive finite {what}"
+        raise UsageError(f"{option} must be {kind}, got {value:g}")
+    return value

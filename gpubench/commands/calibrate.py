@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpubench.commands import add_store_argument, split_csv
+from gpubench.commands import add_store_argument, check_limit, split_csv
 
 HELP = "measure this machine's peak FLOP/s per dtype and its memory and host-device bandwidth"
 
@@ -12,7 +12,8 @@ def add_arguments(p) -> None:
                    help="only these backends (default: every backend that implements matmul or saxpy)")
     p.add_argument("--device", action="append", metavar="KIND", help="only these device kinds: cpu, cuda, opencl")
     p.add_argument("--quick", action="store_true", help="small sizes and short budgets (seconds; for tests)")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-case timeout in seconds")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="per-case timeout in seconds (default 600; inf for no limit)")
     p.add_argument("--label", default="", help="a label for this calibration run")
     add_store_argument(p)
 
@@ -22,19 +23,18 @@ def run(args) -> int:
     import sys
 
     from gpubench.calibrate import calibrate
-    from gpubench.errors import UsageError
     from gpubench.progress import Progress
     from gpubench.store import ResultStore
 
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be a positive number, got {args.timeout}")
+    check_limit("--timeout", args.timeout, allow_inf=True)
+    backends, devices = split_csv(args.backend, "--backend"), split_csv(args.device, "--device")
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     progress = Progress(sys.stderr)
     with ResultStore(args.store) as store:
         try:
-            run_id, ceilings = calibrate(store, backends=split_csv(args.backend), devices=split_csv(args.device),
-                                         quick=args.quick, timeout_s=args.timeout, label=args.label,
-                                         command=command, progress=progress.update)
+            run_id, ceilings = calibrate(store, backends=backends, devices=devices, quick=args.quick,
+                                         timeout_s=args.timeout, label=args.label, command=command,
+                                         progress=progress.update)
         finally:
             progress.finish()
     print(format_ceilings(run_id, ceilings))

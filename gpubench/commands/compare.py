@@ -30,7 +30,7 @@ def run(args) -> int:
         raise UsageError(f"--threshold must be a non-negative percentage, got {args.threshold}")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    with ResultStore(args.store, create=False) as store:
+    with ResultStore(args.store, readonly=True) as store:
         base, new = store.run(args.base), store.run(args.new)
         comparison = compare_runs(base, store.results(base.id), new, store.results(new.id),
                                   threshold_pct=args.threshold, alpha=args.alpha)

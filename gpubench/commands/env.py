@@ -4,11 +4,16 @@ from __future__ import annotations
 
 HELP = "print the machine and software environment (CPU, GPU, drivers, libraries, BLAS)"
 
+#: Probe facts that are not environment facts (shown elsewhere, or by ``gpubench list``).
+_NOT_FACTS = ("available", "devices", "blas", "device_kinds", "workloads")
+
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="also ask these backends for their facts (default: all; 'none' for host only)")
+    p.add_argument("--probe-timeout", type=float, metavar="S",
+                   help="seconds each backend probe may take (default 60, or $GPUBENCH_PROBE_TIMEOUT; inf: no limit)")
 
 
 def run(args) -> int:
@@ -18,15 +23,19 @@ def run(args) -> int:
     from gpubench.commands import split_csv
     from gpubench.envinfo import capture_host
     from gpubench.errors import UsageError
-    from gpubench.worker import backend_environment
+    from gpubench.probe import probe_backends, probe_timeout
 
-    env = capture_host()
-    wanted = split_csv(args.backend) or tuple(backend_names())
+    timeout = probe_timeout(args.probe_timeout)
+    wanted = split_csv(args.backend, "--backend") or tuple(backend_names())
     if wanted != ("none",):
         for b in wanted:
             if b not in backend_names():
                 raise UsageError(f"unknown backend {b!r} (known: {', '.join(backend_names())})")
-        env["backends"] = {b: backend_environment(b) for b in wanted}
+    env = capture_host()
+    if wanted != ("none",):
+        # Backends are asked in worker processes: a plug-in that prints, crashes or hangs cannot
+        # corrupt this output or stop this command.
+        env["backends"] = probe_backends(wanted, timeout)
     if args.json:
         print(json.dumps(env, indent=2, default=str))
         return 0
@@ -47,7 +56,7 @@ def run(args) -> int:
         if not b.get("available"):
             print(f"{name:<9} unavailable: {b.get('reason')}")
             continue
-        facts = {k: v for k, v in b.items() if k not in ("available", "devices", "blas")}
+        facts = {k: v for k, v in b.items() if k not in _NOT_FACTS}
         devs = ", ".join(f"{d['id']} ({d['name']})" for d in b.get("devices", []))
         print(f"{name:<9} {devs}  " + " ".join(f"{k}={v}" for k, v in facts.items()))
     return 0

@@ -23,7 +23,7 @@ def run(args) -> int:
     from gpubench.export import to_csv, to_json
     from gpubench.store import ResultStore
 
-    with ResultStore(args.store, create=False) as store:
+    with ResultStore(args.store, readonly=True) as store:
         refs = args.run or ["latest"]
         runs = store.runs() if refs == ["all"] else [store.run(r) for r in refs]
         data = [(r, store.results(r.id)) for r in runs]

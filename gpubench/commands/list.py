@@ -7,25 +7,36 @@ HELP = "list backends with their availability, devices and dtypes, workloads and
 
 def add_arguments(p) -> None:
     p.add_argument("what", nargs="?", choices=("all", "backends", "suites", "workloads"), default="all")
+    p.add_argument("--probe-timeout", type=float, metavar="S",
+                   help="seconds each backend probe may take (default 60, or $GPUBENCH_PROBE_TIMEOUT; inf: no limit)")
+
+
+def backend_rows(facts: dict[str, dict]) -> list[list[str]]:
+    """Table rows from backend probe facts: one per device, or one with the reason it is unavailable."""
+    rows = []
+    for name, b in facts.items():
+        if not b.get("available"):
+            rows.append([name, "no", ", ".join(b.get("device_kinds") or ()) or "-", "-", str(b.get("reason", ""))])
+            continue
+        devices = b.get("devices") or []
+        workloads = ", ".join(b.get("workloads") or ())
+        for d in devices:
+            rows.append([name, "yes", f"{d.get('id')} ({d.get('name')})", ",".join(d.get("dtypes") or ()), workloads])
+    return rows
 
 
 def run(args) -> int:
-    from gpubench.backends import backend_names, get_backend
+    from gpubench.backends import backend_names
+    from gpubench.probe import probe_backends, probe_timeout
     from gpubench.spec import builtin_suites, load_suite
     from gpubench.tables import render
     from gpubench.workloads import find_workload, workload_names
 
     if args.what in ("all", "backends"):
-        rows = []
-        for name in backend_names():
-            b = get_backend(name)
-            reason = b.availability()
-            if reason:
-                rows.append([name, "no", ", ".join(b.device_kinds), "-", reason])
-                continue
-            for d in b.devices():
-                rows.append([name, "yes", f"{d.id} ({d.name})", ",".join(d.dtypes), ", ".join(b.workloads())])
-        print(render(["backend", "available", "device", "dtypes", "workloads / reason"], rows))
+        # Each backend is asked in its own worker process, all at once and within a time limit:
+        # a broken, hanging or printing plug-in is one "no" row with its reason.
+        facts = probe_backends(backend_names(), probe_timeout(args.probe_timeout))
+        print(render(["backend", "available", "device", "dtypes", "workloads / reason"], backend_rows(facts)))
         print()
     if args.what in ("all", "workloads"):
         rows = []

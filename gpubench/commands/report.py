@@ -22,7 +22,7 @@ def run(args) -> int:
     from gpubench.store import ResultStore
 
     t0 = time.perf_counter()
-    with ResultStore(args.store, create=False) as store:
+    with ResultStore(args.store, readonly=True) as store:
         path, runs = build_report(store, args.runs or None, args.output)
     cases = sum(len(r.rows) for r in runs)
     print(f"wrote {path} ({cases} cases from {len(runs)} run{'s' if len(runs) != 1 else ''}, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gpubench.commands import add_store_argument, split_csv
+from gpubench.commands import add_store_argument, check_limit, split_csv
 
 HELP = "run a benchmark suite and store its results"
 
@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--dtype", action="append", metavar="DTYPE",
                    help="only these dtypes: float64, float32, float16, bfloat16")
     p.add_argument("--quick", action="store_true", help="small sizes and a short time budget (seconds per suite)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default 600)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="per-case timeout in seconds (default 600; inf for no limit)")
     p.add_argument("--budget", type=float, metavar="S", help="sampling time budget per case in seconds")
     p.add_argument("--target", type=float, metavar="FRAC",
                    help="stop when the median's 95%% CI is within ±FRAC (default 0.01)")
@@ -37,13 +38,20 @@ def run(args) -> int:
     from gpubench.spec import Filters, expand, load_suite
     from gpubench.store import ResultStore
 
+    if not args.suite:
+        raise UsageError("--suite must not be empty")
+    check_limit("--timeout", args.timeout, allow_inf=True)
+    check_limit("--budget", args.budget)
+    check_limit("--target", args.target, what="fraction")
     suite = load_suite(args.suite)
-    filters = Filters(split_csv(args.backend), split_csv(args.device), split_csv(args.dtype))
+    filters = Filters(split_csv(args.backend, "--backend"), split_csv(args.device, "--device"),
+                      split_csv(args.dtype, "--dtype"))
     profile = resolve_profile(args.quick, budget=args.budget, target=args.target)
-    specs = expand(suite, filters, quick=profile.quick_sizes)
+    broken: dict[str, str] = {}
+    specs = expand(suite, filters, quick=profile.quick_sizes, broken=broken)
+    for reason in broken.values():
+        print(f"gpubench: warning: {reason}; its cases are left out", file=sys.stderr)
     settings = profile.settings
-    if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout must be a positive number, got {args.timeout}")
     timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
     if args.dry_run:
         for spec in specs:
@@ -51,17 +59,22 @@ def run(args) -> int:
         print(f"{len(specs)} cases", file=sys.stderr)
         return 0
 
+    environment = capture_host()
+    environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
     with ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         try:
             run_id, _ = runner.run(specs, suite=suite.name, baseline=suite.baseline, label=args.label,
-                                   command=command, environment=capture_host())
+                                   command=command, environment=environment)
         except KeyboardInterrupt:
             progress.finish()
             print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.path})", file=sys.stderr)
             return 130
+        except BaseException:
+            progress.finish()  # the one-line error starts on its own line
+            raise
         progress.finish()
         from gpubench.commands.show import print_run
 

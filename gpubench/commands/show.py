@@ -25,6 +25,8 @@ def print_run(store, run_ref) -> None:
     cpu = run.environment.get("cpu", {}).get("model", "?")
     print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
           + (f"  label {run.label}" if run.label else ""))
+    if run.reason:
+        print(f"reason: {run.reason}")
     print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size)")
     if rows:
         print(results_table(rows))
@@ -35,6 +37,6 @@ def print_run(store, run_ref) -> None:
 def run(args) -> int:
     from gpubench.store import ResultStore
 
-    with ResultStore(args.store, create=False) as store:
+    with ResultStore(args.store, readonly=True) as store:
         print_run(store, args.run)
     return 0

@@ -1,0 +1,119 @@
+"""The handle of one worker subprocess (``python -m gpubench.worker``): start it, ask it, stop it.
+
+Shared by the runner (one worker per backend, one case at a time) and the backend probes of
+``gpubench list``/``env`` (:mod:`gpubench.probe`). The worker dies with the process that started
+it (:mod:`gpubench.lifeline`); :meth:`Worker.kill` also stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from gpubench.lifeline import PARENT_PID_ENV
+
+#: Longest single wait on a worker's pipe (selectors cannot wait for an unlimited or huge time).
+_MAX_WAIT_S = 60.0
+
+
+class WorkerDied(Exception):
+    """The worker exited or stopped answering."""
+
+
+class Worker:
+    """A ``python -m gpubench.worker`` subprocess serving one backend."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.stderr = tempfile.TemporaryFile(mode="w+b")
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env[PARENT_PID_ENV] = str(os.getpid())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gpubench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.stderr, env=env, start_new_session=True,
+        )
+        self.sel = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
+        self._buf = b""
+
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait up to ``timeout`` seconds (``math.inf``: no limit) for its reply."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write((json.dumps(payload) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied(self.death_reason()) from exc
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if not self.sel.select(min(left, _MAX_WAIT_S)):
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
+            if not chunk:
+                self.proc.wait(timeout=5)
+                raise WorkerDied(self.death_reason())
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def stderr_tail(self, limit: int = 300) -> str:
+        """The last non-empty line of the worker's stderr (for error messages)."""
+        self.stderr.seek(0)
+        lines = [ln for ln in self.stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1][-limit:] if lines else ""
+
+    def death_reason(self) -> str:
+        """Why the worker ended, as one line."""
+        code = self.proc.poll()
+        if code is None:
+            return "worker stopped answering"
+        if code < 0:
+            sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            what = f"worker killed by {sig}"
+            if -code == signal.SIGKILL:
+                what += " (out of memory?)"
+        else:
+            what = f"worker exited with status {code}"
+        tail = self.stderr_tail()
+        return f"{what}: {tail}" if tail else what
+
+    def kill(self) -> None:
+        """Stop the worker and everything it started."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        self.proc.wait()
+        self.close_files()
+
+    def close(self) -> None:
+        """Ask the worker to exit (stdin closed), killing it if it does not."""
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def close_files(self) -> None:
+        self.sel.close()
+        for f in (self.proc.stdout, self.proc.stdin):
+            if f is not None and not f.closed:
+                f.close()
+        self.stderr.close()
+
+
