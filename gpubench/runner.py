@@ -133,11 +133,13 @@ class Runner:
     """Runs case specs through worker processes into a :class:`ResultStore` run."""
 
     def __init__(self, store: ResultStore, settings: HarnessSettings = HarnessSettings(),
-                 timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None, profile: str = ""):
         self.store = store
         self.settings = settings
         self.timeout_s = timeout_s
         self.progress = progress
+        self.profile = profile
+        """Name of the run profile (:mod:`gpubench.profile`), stored with the run's settings when given."""
 
     def run(self, specs: Iterable[CaseSpec], *, suite: str, baseline: str = "", label: str = "",
             command: str = "", environment: dict[str, Any] | None = None) -> tuple[int, str]:
@@ -146,7 +148,8 @@ class Runner:
         environment = dict(environment or {})
         environment.setdefault("backends", {})
         run_id = self.run_id = self.store.begin_run(suite, baseline=baseline, label=label, command=command,
-                                      settings={**asdict(self.settings), "timeout_s": self.timeout_s},
+                                      settings={**asdict(self.settings), "timeout_s": self.timeout_s,
+                                                **({"profile": self.profile} if self.profile else {})},
                                       environment=environment)
         old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         worker: Worker | None = None
