@@ -4,10 +4,16 @@ Calibration is an ordinary run (suite ``calibrate``) through the same runner, wo
 validated workloads as any benchmark, so every number behind a ceiling is a stored, checked
 case: a large matmul per backend, device and dtype for the compute peak (the best backend wins),
 a large SAXPY for the memory bandwidth (three arrays of ``n`` elements: two read, one written,
-far larger than any cache) and, on an accelerator, a large device-to-device copy (bytes read
-plus written; the better of the two is the memory ceiling), and pinned host↔device copies.
-The best value per device and kind is stored with
-:meth:`ResultStore.add_ceiling`; ``gpubench report`` draws the roofline from it.
+each at least four times the last-level cache) and, on an accelerator, a large device-to-device
+copy (bytes read plus written; the better of the two is the memory ceiling), and pinned
+host↔device copies. Each backend runs its default implementation variant. The best value per
+device and kind is stored with :meth:`ResultStore.add_ceiling`; ``gpubench report`` draws the
+roofline from it and holds cases against it (``above_ceiling``).
+
+A memory ceiling needs a case that moves at least four times the device's last-level cache (read
+by the worker and recorded with the case): a smaller one is refused. ``--quick`` calibrations use
+small sizes and short budgets; their ceilings are stored, but provisional: no report or export
+uses them as a roof (:func:`gpubench.store.provisional`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ from typing import Any
 from gpubench.errors import UsageError
 from gpubench.records import CaseResult, CaseSpec
 from gpubench.store import CALIBRATE_SUITE, D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, ResultStore
+
+#: Memory-ceiling cases move at least this many times the last-level cache.
+CACHE_FACTOR = 4
+#: Per-vector bytes of a CUDA memory-ceiling case: four times the largest L2 in the datasheet table (96 MB) and more.
+CUDA_VECTOR_BYTES = 1 << 30
+#: Statuses of a calibration case that make ``gpubench calibrate`` fail (``skipped`` is fine, with its reason).
+FAILED = ("error", "incorrect", "timeout")
 
 #: Matmul dtypes tried per device kind (``tf32`` means float32 with tensor cores allowed).
 MATMUL_DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "tf32", "bfloat16", "float16", "float64"),
@@ -33,11 +46,30 @@ def matmul_size(kind: str, quick: bool) -> int:
     return 1024 if quick else 8192
 
 
-def saxpy_n(kind: str, quick: bool) -> int:
-    """SAXPY length for the memory bandwidth: 3 arrays far larger than the last-level cache."""
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def vector_bytes(kind: str, quick: bool) -> int:
+    """Bytes of each array of a memory-ceiling case: at least :data:`CACHE_FACTOR` × the last-level cache.
+
+    CPU and OpenCL (PoCL on this CPU, or a GPU whose cache the plan cannot read before its worker
+    starts): the CPU's cache from sysfs, at least 128 MiB. CUDA: :data:`CUDA_VECTOR_BYTES`. The
+    worker records the device's own cache size with each case; :func:`derive_ceilings` refuses a
+    case smaller than :data:`CACHE_FACTOR` times it.
+    """
     if quick:
-        return 1 << 20
-    return 1 << 28 if kind == "cuda" else 1 << 25
+        return 4 << 20
+    if kind == "cuda":
+        return CUDA_VECTOR_BYTES
+    from gpubench.cacheflush import host_cache_bytes
+
+    return max(128 << 20, _pow2_at_least(CACHE_FACTOR * host_cache_bytes()[0]))
+
+
+def saxpy_n(kind: str, quick: bool) -> int:
+    """SAXPY length (float32) for the memory bandwidth: each of its arrays is :func:`vector_bytes` long."""
+    return vector_bytes(kind, quick) // 4
 
 
 def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: bool = False) -> list[CaseSpec]:
@@ -61,40 +93,54 @@ def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: b
                 continue
             if "matmul" in implemented:
                 size = matmul_size(kind, quick)
+                variant = backend.variants("matmul")[0]
                 for dtype in MATMUL_DTYPES.get(kind, ("float32",)):
                     params: dict[str, Any] = {"size": size}
                     if dtype == "tf32":
                         dtype, params["tf32"] = "float32", True
-                    specs.append(CaseSpec.make("matmul", name, kind, dtype, params, suite=CALIBRATE_SUITE))
+                    specs.append(CaseSpec.make("matmul", name, kind, dtype, params, variant, suite=CALIBRATE_SUITE))
             if "saxpy" in implemented:
                 specs.append(CaseSpec.make("saxpy", name, kind, "float32", {"n": saxpy_n(kind, quick)},
-                                           suite=CALIBRATE_SUITE))
+                                           backend.variants("saxpy")[0], suite=CALIBRATE_SUITE))
             if kind != "cpu" and is_workload("transfer") and "transfer" in implemented:
                 workload = get_workload("transfer")
-                nbytes = (16 if quick else 256) << 20
                 for direction in ("h2d", "d2h", "d2d"):
-                    params = {"bytes": nbytes * (4 if direction == "d2d" else 1), "direction": direction}
+                    if direction == "d2d":  # bytes read + written: a memory ceiling, far past the cache
+                        nbytes = (64 << 20) if quick else max(1 << 30, vector_bytes(kind, quick))
+                    else:
+                        nbytes = (16 if quick else 256) << 20
+                    params = {"bytes": nbytes, "direction": direction}
                     if direction != "d2d":
                         params["memory"] = "pinned"
                     try:
                         workload.normalize_params(params)
                     except UsageError:
                         continue  # a transfer workload with other parameters: no host-device ceiling
-                    specs.append(CaseSpec.make("transfer", name, kind, "float32", params, suite=CALIBRATE_SUITE))
+                    specs.append(CaseSpec.make("transfer", name, kind, "float32", params,
+                                               backend.variants("transfer")[0], suite=CALIBRATE_SUITE))
     if not specs:
         raise UsageError("nothing to calibrate: no selected backend implements matmul or saxpy on those devices")
     return specs
 
 
-def derive_ceilings(results: list[CaseResult]) -> list[dict[str, Any]]:
+def too_small(result: CaseResult, factor: int = CACHE_FACTOR) -> bool:
+    """Whether a memory-bandwidth case moved less than ``factor`` × the last-level cache its worker recorded."""
+    llc = (result.metrics or {}).get("llc_bytes")
+    return bool(llc and result.bytes is not None and result.bytes < factor * llc)
+
+
+def derive_ceilings(results: list[CaseResult], cache_factor: int = CACHE_FACTOR) -> list[dict[str, Any]]:
     """The best correct measurement per (device, kind, dtype) as ceiling rows.
 
     Each row keeps the structured facts behind it (``device_name``, ``implementation``) beside
-    the human ``method`` sentence, so nothing later has to parse the sentence.
+    the human ``method`` sentence, so nothing later has to parse the sentence. A memory case
+    that moved less than ``cache_factor`` × its device's last-level cache is no memory ceiling
+    (``0`` accepts any size, for ``--quick``'s provisional ceilings). A case flagged
+    ``implausible`` is no ceiling either.
     """
     best: dict[tuple, dict[str, Any]] = {}
     for r in results:
-        if r.status != "ok":
+        if r.status != "ok" or "implausible" in r.flags:
             continue
         s = r.spec
         p = s.param_dict
@@ -102,6 +148,8 @@ def derive_ceilings(results: list[CaseResult]) -> list[dict[str, Any]]:
         if s.workload == "matmul" and r.gflops:
             row = {"kind": PEAK_FLOPS, "dtype": "tf32" if p.get("tf32") else s.dtype, "value": r.gflops,
                    "unit": "GFLOP/s", "method": f"matmul {p.get('size') or p.get('m')}³ {how}"}
+        elif s.workload in ("saxpy", "transfer") and p.get("direction", "d2d") == "d2d" and too_small(r, cache_factor):
+            continue
         elif s.workload == "saxpy" and r.gbps:
             row = {"kind": MEM_BW, "dtype": "", "value": r.gbps, "unit": "GB/s",
                    "method": f"saxpy n={p.get('n')} (2 arrays read, 1 written) {how}"}
@@ -120,24 +168,31 @@ def derive_ceilings(results: list[CaseResult]) -> list[dict[str, Any]]:
     return list(best.values())
 
 
+def failures(results: list[CaseResult]) -> list[CaseResult]:
+    """Calibration cases that failed (:data:`FAILED`): ``gpubench calibrate`` exits non-zero when there are any."""
+    return [r for r in results if r.status in FAILED]
+
+
 def calibrate(store: ResultStore, backends: tuple[str, ...] = (), devices: tuple[str, ...] = (),
               quick: bool = False, timeout_s: float = 600.0, label: str = "",
               command: str = "gpubench calibrate", progress=None) -> tuple[int, list[dict[str, Any]]]:
     """Run the calibration cases into ``store`` and store the derived ceilings; return (run id, ceilings).
 
-    ``progress`` is the runner's progress callback (see :class:`gpubench.runner.Runner`).
+    ``progress`` is the runner's progress callback (see :class:`gpubench.runner.Runner`). The run's
+    settings record its profile (``calibrate`` or ``calibrate+quick``): a quick run's ceilings are
+    provisional (:func:`gpubench.store.provisional`).
     """
     from gpubench.envinfo import capture_host
     from gpubench.profile import resolve_profile
     from gpubench.runner import Runner
 
     specs = plan(backends, devices, quick)
-    settings = resolve_profile(quick, base="calibrate").settings
-    runner = Runner(store, settings, timeout_s, progress=progress)
+    profile = resolve_profile(quick, base="calibrate")
+    runner = Runner(store, profile.settings, timeout_s, progress=progress, profile=profile.name)
     run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command,
                            environment=capture_host())
     quality = "provisional" if quick else "measured"
-    ceilings = derive_ceilings(store.results(run_id))
+    ceilings = derive_ceilings(store.results(run_id), cache_factor=0 if quick else CACHE_FACTOR)
     with store.transaction():
         for c in ceilings:
             c["quality"] = quality

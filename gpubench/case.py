@@ -13,14 +13,18 @@ and recorded the same way wherever it runs:
 2. **verify**: one timed call, its output checked against the reference. A case ends here as
    ``skipped`` (unavailable), ``error`` (an exception) or ``incorrect`` (the output failed the
    check; its one call is its only sample and it is never measured further);
-3. **measure**: the harness (or a self-timed workload's own clock) takes the samples, and
-   :meth:`CasePath.finish` turns any :class:`~gpubench.harness.Measurement` into the record —
-   also one taken by pytest-benchmark.
+3. **measure**: the harness (or a self-timed workload's own clock) takes the samples — in
+   cold-cache mode (``cache = "cold"``) one call per sample, each after the backend's
+   :meth:`~gpubench.backends.base.Backend.cache_flusher` — and :meth:`CasePath.finish` turns any
+   :class:`~gpubench.harness.Measurement` into the record (also one taken by pytest-benchmark),
+   with its flags: ``noisy``, ``launch_bound`` (:func:`gpubench.harness.launch_bound`) and
+   ``implausible`` (a rate above the physical ceiling its workload names, :mod:`gpubench.plausibility`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import time
 import traceback
@@ -29,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import GpubenchError, Unavailable
-from gpubench.harness import HarnessSettings, Measurement, measure
+from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
 from gpubench.records import CaseResult, CaseSpec, spec_hash
+from gpubench.workloads.base import CACHE
 
 
 def case_seed(spec: CaseSpec) -> int:
@@ -65,6 +70,9 @@ class CasePath:
         self.rel_error: float | None = None
         self.tolerance: float | None = None
         self.first_call_s: float | None = None
+        self.flusher = None
+        """The cache flusher of a cold-cache case (:class:`~gpubench.ops.CacheFlusher`), else None."""
+        self.cache_metrics: dict[str, Any] = {}
         self._scope = contextlib.ExitStack()
 
     # --- results ---------------------------------------------------------------------------------
@@ -76,7 +84,7 @@ class CasePath:
             "rel_error": self.rel_error, "tolerance": self.tolerance,
             "device_name": self.device.name if self.device is not None else "",
             "spec_hash": spec_hash(self.spec, self.sources), "wall_s": time.perf_counter() - self.t0,
-            "metrics": dict(self.op.metrics) if self.op is not None else {},
+            "metrics": {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics},
         }
         base.update(fields)
         return CaseResult(spec=self.spec, status=status, error=error, **base)
@@ -86,7 +94,7 @@ class CasePath:
             return self.record("skipped", str(exc))
         if isinstance(exc, MemoryError):
             return self.record("error", "out of memory (MemoryError)")
-        metrics = dict(self.op.metrics) if self.op is not None else {}
+        metrics = {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics}
         metrics["traceback"] = traceback.format_exc()[-4000:]
         return self.record("error", _one_line(exc), metrics=metrics)
 
@@ -105,6 +113,10 @@ class CasePath:
                 return self.record("skipped", f"needs about {need / 2**30:.1f} GiB, {device.id} has "
                                               f"{device.memory_bytes / 2**30:.1f} GiB")
             self._scope.enter_context(backend.case_scope(spec, device))
+            if CACHE in params:
+                skipped = self._prepare_cache(params[CACHE])
+                if skipped:
+                    return self.record("skipped", skipped)
             inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(case_seed(spec)))
             # The reference comes first, from pristine inputs: an op may update its inputs in place.
             ref = workload.reference(inputs, params)
@@ -129,30 +141,87 @@ class CasePath:
                                             f"{self.tolerance:.3g}", samples=samples, clock=self.op.timer.name)
         return None
 
+    def _prepare_cache(self, mode: str) -> str | None:
+        """Read the device's last-level cache (recorded) and, for ``cold``, build its flusher; a skip reason or None."""
+        backend, device = self.backend, self.device
+        if mode == "cold":
+            self.flusher = backend.cache_flusher(device)
+            if self.flusher is None:
+                return (f"{backend.name}: cannot flush the cache of {device.id} for cache = \"cold\" "
+                        f"(run it with cache = \"hot\")")
+            self.cache_metrics = self.flusher.metrics()
+        else:
+            cache = backend.last_level_cache(device)
+            if cache is not None:
+                self.cache_metrics = {"llc_bytes": int(cache[0]), "llc_source": cache[1]}
+        return None
+
     def measure(self, settings: HarnessSettings = HarnessSettings()) -> CaseResult:
         """Take the samples (the harness, or a self-timed workload's run already made) and make the record."""
         try:
             if self.workload.self_timed:
                 m = self.workload.measurement(self.op, settings)
             else:
-                m = measure(self.op.call, self.op.timer, settings)
+                flush = self.flusher.flush if self.flusher is not None else None
+                m = measure(self.op.call, self.op.timer, settings, flush=flush)
         except Exception as exc:  # noqa: BLE001 - a failure while timing is the case's error
             return self._failure(exc)
         return self.finish(m)
 
     def finish(self, m: Measurement) -> CaseResult:
-        """The ``ok`` record of a verified case from a measurement (the harness's or pytest-benchmark's)."""
+        """The ``ok`` record of a verified case from a measurement (the harness's or pytest-benchmark's).
+
+        Flags it ``noisy`` (target not met), ``launch_bound`` (host time per call at least the
+        device time) and ``implausible`` (its rate above a physical ceiling of the device, named in
+        ``metrics["implausible"]``; the ceiling held against is ``metrics["physical_ceiling"]``).
+        """
         flags = [] if m.target_met else ["noisy"]
-        return self.record("ok", samples=tuple(float(s) for s in m.samples), number=m.number, clock=m.clock,
-                           target_met=m.target_met, flags=tuple(flags),
-                           host_samples=tuple(float(s) for s in getattr(m, "host_samples", ()) or ()))
+        if launch_bound(m):
+            flags.append("launch_bound")
+        result = self.record("ok", samples=tuple(float(s) for s in m.samples), number=m.number, clock=m.clock,
+                             target_met=m.target_met, flags=tuple(flags),
+                             host_samples=tuple(float(s) for s in getattr(m, "host_samples", ()) or ()))
+        ceiling, verdict = self.physical_check(result)
+        if ceiling is None:
+            return result
+        metrics = {**result.metrics, "physical_ceiling": ceiling}
+        if verdict is not None:
+            metrics["implausible"] = verdict
+            flags.append("implausible")
+        return dataclasses.replace(result, metrics=metrics, flags=tuple(flags))
+
+    def physical_check(self, result: CaseResult) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(ceiling, verdict)``: the physical ceiling this case is held against (None when none applies or is
+        known) and, when its rate is above it, what broke (:func:`gpubench.plausibility.judge`)."""
+        from gpubench.plausibility import BOUND_COMPUTE, BOUND_D2H, BOUND_H2D, judge, physical_ceiling
+
+        device, params = self.device, self.params
+        bound = self.workload.bound(params)
+        if bound is None or device is None or result.status != "ok":
+            return None, None
+        try:
+            link = self.backend.host_link(device) if bound in (BOUND_H2D, BOUND_D2H) else None
+            ceiling = physical_ceiling(
+                bound, device_name=device.name, is_cpu=is_cpu_device(device),
+                compute_dtype=self.workload.compute_dtype(params, self.spec.dtype), params=params,
+                bytes_moved=result.bytes, llc_bytes=result.metrics.get("llc_bytes"), link=link)
+        except Exception:  # noqa: BLE001 - facts that cannot be read leave the case unchecked, not failed
+            return None, None
+        if ceiling is None:
+            return None, None
+        rate = result.gflops if bound == BOUND_COMPUTE else result.gbps
+        verdict = judge(rate, ceiling)
+        return dataclasses.asdict(ceiling), verdict
 
     def close(self) -> None:
-        """Free the op's device memory and leave the backend's case scope (never raises)."""
+        """Free the op's and the flusher's device memory and leave the backend's case scope (never raises)."""
         op, self.op = self.op, None
+        flusher, self.flusher = self.flusher, None
         try:
             if op is not None and op.close is not None:
                 op.close()
+            if flusher is not None and flusher.close is not None:
+                flusher.close()
         except Exception:  # noqa: BLE001 - freeing must not mask the result
             pass
         finally:
@@ -160,6 +229,12 @@ class CasePath:
                 self._scope.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def is_cpu_device(device: Any) -> bool:
+    """Whether a device is a CPU: kind ``cpu``, or an OpenCL device whose type is CPU only (PoCL)."""
+    kind = str((device.details or {}).get("type", "")).upper()
+    return device.kind == "cpu" or ("CPU" in kind and "GPU" not in kind and "ACCELERATOR" not in kind)
 
 
 def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings()) -> CaseResult:

@@ -7,6 +7,11 @@ Export JSON schema history (``EXPORT_SCHEMA_VERSION``; documented in ``docs/resu
   ``size`` and ``metrics`` (the workload's own measurements, such as MNIST's
   ``final_accuracy`` and ``curve``). CSV flattens every scalar metric into a ``metric.<name>``
   column and keeps the whole ``metrics`` object as a JSON cell.
+
+Rows are held against ceilings when they are read (:func:`guard_row`): ``implausible`` above a
+physical ceiling (the one recorded when the case was measured, else its GPU's datasheet),
+``above_ceiling`` above the machine's measured ceiling (``gpubench calibrate``, never a ``--quick``
+one), each with its details in ``metrics["implausible"]`` / ``metrics["above_ceiling"]``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 from typing import Any
 
 from gpubench.records import CaseResult
-from gpubench.store import RunInfo
+from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, RunInfo
 
 EXPORT_SCHEMA_VERSION = 2
 
@@ -66,8 +71,105 @@ def speedup(result: CaseResult, base: dict[tuple, float]) -> float | None:
     return ref / result.median_s if ref else None
 
 
-def result_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
-    """One flat dict per case with every field in :data:`FIELDS`."""
+def _rate(row: dict[str, Any], bound: str, seconds: float | None) -> float | None:
+    work = row.get("flops") if bound == "compute" else row.get("bytes")
+    return work / seconds / 1e9 if work and seconds else None
+
+
+def _measured(ceilings: list[dict[str, Any]], device: str, kind: str, dtype: str) -> dict[str, Any] | None:
+    """The best measured ceiling of ``kind`` (and ``dtype``) for ``device``: its own, else its kind's (``cuda``)."""
+    prefix = device.split(":")[0]
+    for wanted in (device, prefix, f"{prefix}:0"):
+        found = [c for c in ceilings if c["device"] == wanted and c["kind"] == kind and (c.get("dtype") or "") == dtype]
+        if found:
+            return max(found, key=lambda c: c["value"])
+    return None
+
+
+def guard_row(row: dict[str, Any], ceilings: list[dict[str, Any]] | None = None,
+              ceilings_run: int | None = None) -> None:
+    """Hold an ``ok`` row against its ceilings, in place: ``implausible`` and ``above_ceiling`` join its
+    ``flags``, and what was broken its ``metrics`` (a copy; the record's own metrics are untouched).
+
+    * physical: the ceiling recorded when the case was measured (``metrics["physical_ceiling"]``), or
+      for a record without one the datasheet of its GPU, by name. A CPU's clock-based ceiling is only
+      judged where the case ran, never on the machine that reads it.
+    * measured: the machine's ceilings of the same kind (compute peak of its compute dtype, memory,
+      h2d or d2h bandwidth), flagged only when the rate at the slow end of the median's 95 % interval
+      is still above them.
+    """
+    from gpubench.datasheet import datasheet_for
+    from gpubench.plausibility import Ceiling, judge, memory_bound_applies, physical_ceiling
+    from gpubench.workloads import find_workload
+
+    if row.get("status") != "ok" or not row.get("median_s"):
+        return
+    workload = find_workload(row["workload"])
+    if workload is None:
+        return
+    params = row.get("params") or {}
+    try:
+        bound = workload.bound(params)
+        compute_dtype = workload.compute_dtype(params, row["dtype"])
+    except Exception:  # noqa: BLE001 - an odd stored parameter set is left unchecked
+        return
+    if bound is None:
+        return
+    metrics = dict(row.get("metrics") or {})
+    flags = set(row.get("flags") or ())
+    rate = _rate(row, bound, row["median_s"])
+    recorded = metrics.get("physical_ceiling")
+    if isinstance(recorded, dict) and {"name", "value", "unit", "source"} <= recorded.keys():
+        ceiling = Ceiling(recorded["name"], float(recorded["value"]), recorded["unit"], recorded["source"])
+    elif datasheet_for(row.get("device_name") or ""):
+        ceiling = physical_ceiling(bound, device_name=row["device_name"], is_cpu=False, compute_dtype=compute_dtype,
+                                   params=params, bytes_moved=row.get("bytes"), llc_bytes=metrics.get("llc_bytes"))
+    else:
+        ceiling = None
+    verdict = judge(rate, ceiling)
+    if verdict is not None:
+        flags.add("implausible")
+        metrics.setdefault("implausible", verdict)
+    kind = {"compute": PEAK_FLOPS, "memory": MEM_BW, "h2d": H2D_BW, "d2h": D2H_BW}.get(bound)
+    applies = bound != "memory" or memory_bound_applies(params, row.get("bytes"), metrics.get("llc_bytes"))
+    measured = _measured(ceilings or [], row["device"], kind, compute_dtype if bound == "compute" else "") \
+        if kind and applies else None
+    slow = _rate(row, bound, row.get("ci95_high_s") or row["median_s"])
+    if measured is not None and slow is not None and slow > measured["value"]:
+        flags.add("above_ceiling")
+        source = f"measured, calibration run {ceilings_run}" if ceilings_run is not None else "measured"
+        metrics["above_ceiling"] = {"name": kind, "value": measured["value"], "unit": measured["unit"],
+                                    "source": f"{source}: {measured.get('method', '')}".rstrip(": "), "rate": rate}
+    row["flags"] = sorted(flags)
+    row["metrics"] = metrics
+
+
+def flag_note(row: dict[str, Any], detail: bool = False) -> str:
+    """A row's flags as one note (``noisy, launch_bound``); with ``detail``, what each one means for this row."""
+    flags = list(row.get("flags") or ())
+    if row.get("target_met") is False and "noisy" not in flags:
+        flags.insert(0, "noisy")
+    if not detail:
+        return ", ".join(flags)
+    metrics = row.get("metrics") or {}
+    out = []
+    for flag in flags:
+        broke = metrics.get(flag) if flag in ("implausible", "above_ceiling") else None
+        if isinstance(broke, dict) and broke.get("value"):
+            out.append(f"{flag}: {broke.get('rate', 0):.4g} > {broke.get('name', '')} {broke['value']:.4g} "
+                       f"{broke.get('unit', '')} ({broke.get('source', '')})")
+        elif flag == "noisy":
+            out.append("noisy: CI target not met")
+        elif flag == "launch_bound":
+            out.append("launch_bound: host time per call ≥ device time")
+        else:
+            out.append(flag)
+    return "; ".join(out)
+
+
+def result_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str, Any]] | None = None,
+                ceilings_run: int | None = None) -> list[dict[str, Any]]:
+    """One flat dict per case with every field in :data:`FIELDS`, held against ``ceilings`` (:func:`guard_row`)."""
     from gpubench.workloads import size_text
 
     base = baseline_medians(results, run.baseline)
@@ -96,6 +198,7 @@ def result_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]
             "rel_error": r.rel_error, "tolerance": r.tolerance, "spec_hash": r.spec_hash, "unit": unit,
             "metrics": metrics,
         })
+        guard_row(rows[-1], ceilings, ceilings_run)
     return rows
 
 
@@ -106,11 +209,23 @@ def run_header(run: RunInfo) -> dict[str, Any]:
             "command": run.command, "settings": run.settings, "environment": run.environment}
 
 
-def to_json(runs: list[tuple[RunInfo, list[CaseResult]]]) -> str:
+Ceilings = dict[int, tuple[list[dict[str, Any]], int | None]]
+"""Measured ceilings per run id, with the calibration run they come from (``ResultStore.applicable_ceilings``)."""
+
+
+def _rows(runs: list[tuple[RunInfo, list[CaseResult]]], ceilings: Ceilings | None) -> list[dict[str, Any]]:
+    out = []
+    for run, results in runs:
+        found, cal = (ceilings or {}).get(run.id, ([], None))
+        out += result_rows(run, results, found, cal)
+    return out
+
+
+def to_json(runs: list[tuple[RunInfo, list[CaseResult]]], ceilings: Ceilings | None = None) -> str:
     """The versioned JSON export document."""
     doc = {"schema": "gpubench-results", "schema_version": EXPORT_SCHEMA_VERSION,
            "runs": [run_header(run) for run, _ in runs],
-           "results": [row for run, results in runs for row in result_rows(run, results)]}
+           "results": _rows(runs, ceilings)}
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
@@ -118,10 +233,10 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def to_csv(runs: list[tuple[RunInfo, list[CaseResult]]]) -> str:
+def to_csv(runs: list[tuple[RunInfo, list[CaseResult]]], ceilings: Ceilings | None = None) -> str:
     """CSV with one row per case: :data:`FIELDS` (``params``, ``samples``, ``flags`` and ``metrics`` as JSON
     cells), then one ``metric.<name>`` column per scalar metric any case has (MNIST's ``final_accuracy``...)."""
-    rows = [row for run, results in runs for row in result_rows(run, results)]
+    rows = _rows(runs, ceilings)
     metric_names = sorted({k for row in rows for k, v in row["metrics"].items() if _scalar(v)})
     columns = [*FIELDS, *(f"metric.{k}" for k in metric_names)]
     buf = io.StringIO()

@@ -4,6 +4,17 @@ Pure logic. It never reads a clock itself: it is handed a :class:`Timer` (which 
 ``number`` back-to-back calls of an operation, synchronizing the device as its backend
 requires) and a ``now`` function for its own time budget. Tests pass a fake timer driven by a
 cost model and get fully deterministic behaviour; backends pass host or device-event timers.
+
+Two things beside the device time:
+
+* **host time per call.** A device-clock timer also reads the host clock around the same loop
+  and leaves it in ``last_host_s``: how long the host took to *issue* the calls. When that is at
+  least the device time per call (:func:`launch_bound`), the device waited for launches and its
+  time is launch overhead, not the kernel.
+* **cold cache.** With a ``flush`` function (a :class:`~gpubench.ops.CacheFlusher`'s), every
+  sample is one call, preceded outside the timed region by a write of a buffer larger than the
+  last-level cache, as nvbench's cold mode does: a batch of back-to-back calls would only be cold
+  for its first call.
 """
 
 from __future__ import annotations
@@ -19,7 +30,11 @@ from gpubench.stats import summarize
 
 
 class Timer(Protocol):
-    """Times ``number`` back-to-back calls of ``fn`` and returns the total in seconds."""
+    """Times ``number`` back-to-back calls of ``fn`` and returns the total in seconds.
+
+    A timer that reads a device clock may also set ``last_host_s`` after each call: the host-clock
+    seconds the same ``number`` calls took to issue (see :class:`DeviceEventTimer`).
+    """
 
     name: str
 
@@ -56,25 +71,44 @@ class DeviceEventTimer:
     """Times the loop between two device events recorded on the current stream (CUDA events).
 
     ``new_event`` makes a timing-enabled event with ``record()`` and ``synchronize()``;
-    ``elapsed_ms(start, end)`` returns the milliseconds between two recorded events. The host
-    waits only for the end event, so launch overhead between calls is not counted as device time.
+    ``elapsed_ms(start, end)`` returns the milliseconds between two recorded events.
+
+    What the device time counts: everything the stream did between the two events — the kernels
+    *and* any time the device sat idle waiting for the host's next launch. When the host issues
+    calls faster than the device runs them, the launches queue up and the span is pure device
+    work; when it issues them more slowly (small ops: a few µs of kernel, several µs of Python and
+    driver launch cost), the span is the launch rate. So the host clock is read around the same
+    loop too (from before the start event is recorded to after the end event is, without waiting
+    for the device) and left in ``last_host_s``; :func:`launch_bound` compares the two.
     """
 
     def __init__(self, name: str, new_event: Callable[[], object],
-                 elapsed_ms: Callable[[object, object], float]):
+                 elapsed_ms: Callable[[object, object], float],
+                 host_clock: Callable[[], float] = time.perf_counter):
         self.name = name
         self.new_event = new_event
         self.elapsed_ms = elapsed_ms
+        self.host_clock = host_clock
+        self.last_host_s: float | None = None
 
     def __call__(self, fn: Callable[[], object], number: int) -> float:
         start, end = self.new_event(), self.new_event()
         it = itertools.repeat(None, number)
+        clock = self.host_clock
+        h0 = clock()
         start.record()
         for _ in it:
             fn()
         end.record()
+        self.last_host_s = clock() - h0
         end.synchronize()
         return self.elapsed_ms(start, end) / 1e3
+
+
+#: :func:`launch_bound` calls a case launch-bound when its host time per call reaches this fraction
+#: of its device time per call. A starved device's span also holds the last call's run time and the
+#: two event stamps, so it reads a hair above the host's issue time; 0.95 absorbs that.
+LAUNCH_BOUND_RATIO = 0.95
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,22 @@ class Measurement:
     target_met: bool
     warmup_calls: int
     elapsed_s: float
+    host_samples: tuple[float, ...] = ()
+    """Host-clock seconds per call spent issuing each sample's calls (device clocks only; else empty)."""
+    cold: bool = False
+    """Each sample was one call after a cache flush (see :func:`measure`'s ``flush``)."""
+
+
+def launch_bound(m: Measurement) -> bool:
+    """Whether the device time of ``m`` is launch overhead: the host took about as long to issue a call.
+
+    Judged on batched (hot) samples with host times only: a cold sample is one call issued while
+    the device still runs the flush before it, so its launch is hidden and its device time is the call.
+    """
+    if m.cold or not m.host_samples or len(m.host_samples) != len(m.samples):
+        return False
+    host, device = summarize(list(m.host_samples)).median, summarize(list(m.samples)).median
+    return host >= LAUNCH_BOUND_RATIO * device
 
 
 def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
@@ -136,31 +186,51 @@ def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
 
 
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
-            now: Callable[[], float] = time.perf_counter) -> Measurement:
+            now: Callable[[], float] = time.perf_counter,
+            flush: Callable[[], object] | None = None) -> Measurement:
     """Warm up ``fn``, calibrate calls per sample, then sample until the median is known well enough.
 
     Stops when at least ``min_samples`` were taken and either the median's 95 % interval is
     within ``target_rel_ci`` (``target_met=True``), the sampling time passed ``budget_s``, or
     ``max_samples`` were taken (``target_met=False`` in the last two cases).
+
+    With ``flush`` (cold-cache mode) every warm-up call and every sample is ``flush()`` followed
+    by one timed call: the flush runs before the timer starts (a host timer synchronizes the
+    device after it; a device timer's start event is queued behind it), and no calls are batched.
+    The budget counts the flushes too.
     """
+    host: list[float] = []
+
+    def timed(number: int) -> float:
+        if flush is not None:
+            flush()
+        return timer(fn, number)
+
     start = now()
-    # Warm-up: the first call carries one-time costs (JIT, autotuning, handle creation).
-    timings = [timer(fn, 1)]
+    # Warm-up: the first call carries one-time costs (JIT, autotuning, handle creation; the
+    # flusher's first touch of its buffer).
+    timings = [timed(1)]
     warm_start = now()
     while len(timings) < settings.warmup_min_calls + 1 or now() - warm_start < settings.warmup_s:
-        timings.append(timer(fn, 1))
+        timings.append(timed(1))
         if len(timings) > 10_000:
             break
-    # Later warm-up calls estimate the steady per-call time; ignore the first.
-    estimate = min(timings[1:])
-    number = calibrate(timer, fn, estimate, settings.min_sample_s)
+    if flush is not None:
+        number = 1
+    else:
+        # Later warm-up calls estimate the steady per-call time; ignore the first.
+        estimate = min(timings[1:])
+        number = calibrate(timer, fn, estimate, settings.min_sample_s)
 
     samples: list[float] = []
     sample_start = now()
     target_met = False
     while True:
-        total = timer(fn, number)
+        total = timed(number)
         samples.append(max(total, 1e-12) / number)
+        issued = getattr(timer, "last_host_s", None)
+        if issued is not None:
+            host.append(max(float(issued), 1e-12) / number)
         n = len(samples)
         if n >= settings.min_samples:
             if summarize(samples).rel_ci_halfwidth <= settings.target_rel_ci:
@@ -168,4 +238,6 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
                 break
             if n >= settings.max_samples or now() - sample_start >= settings.budget_s:
                 break
-    return Measurement(tuple(samples), number, timer.name, target_met, len(timings), now() - start)
+    host_samples = tuple(host) if len(host) == len(samples) else ()
+    return Measurement(tuple(samples), number, timer.name, target_met, len(timings), now() - start,
+                       host_samples=host_samples, cold=flush is not None)

@@ -50,3 +50,26 @@ class BoundOp:
     device_output: Any = None
     """Device array the op writes (or a function returning the latest one, for ops that allocate
     their output), that ``include_transfer`` copies back to host memory."""
+
+
+@dataclass
+class CacheFlusher:
+    """Evicts a device's caches before a cold-cache call: each ``flush()`` writes ``nbytes`` (at least
+    twice the last-level cache) on the device, on the queue the op runs on, without waiting for it.
+
+    ``cache_bytes`` is the last-level cache it was sized for and ``cache_source`` where that size was
+    read (``sysfs L3``, ``torch L2_cache_size``, ...); both go into the record's metrics.
+    """
+
+    flush: Callable[[], object]
+    nbytes: int
+    cache_bytes: int
+    cache_source: str
+    close: Callable[[], None] | None = None
+    buffer: Any = None
+    """The buffer it writes (for inspection; backends may leave it out)."""
+
+    def metrics(self) -> dict[str, Any]:
+        """What a cold case's record says about its flush."""
+        return {"cache_flush_bytes": int(self.nbytes), "llc_bytes": int(self.cache_bytes),
+                "llc_source": self.cache_source}

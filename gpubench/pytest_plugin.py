@@ -404,26 +404,40 @@ class GpubenchCase:
         """Warm up and choose ``(calls per sample, rounds)`` with gpubench's harness logic.
 
         Calls per sample as in :func:`gpubench.harness.measure` (a sample lasts at least
-        ``min_sample_s``); rounds fill the time budget, within ``[min_samples, max_samples]``.
-        Calibrated on the clock pytest-benchmark reads (host time, device synchronized at the
-        end of a sample), not on device events: an op whose device time is far below its host
-        launch cost would otherwise get samples far longer than intended.
+        ``min_sample_s``; one call in cold-cache mode, each after a flush); rounds fill the time
+        budget, within ``[min_samples, max_samples]``. Calibrated on the clock pytest-benchmark
+        reads (host time, device synchronized at the end of a sample), not on device events: an op
+        whose device time is far below its host launch cost would otherwise get samples far longer
+        than intended.
         """
         import time
 
         from gpubench.harness import HostTimer, calibrate
 
-        s, op = self.settings, self.op
+        s, op, flusher = self.settings, self.op, self.path.flusher
         timer = HostTimer(self.sync)
-        timings = [timer(op.call, 1)]
+
+        def timed(number: int) -> float:
+            if flusher is not None:
+                flusher.flush()
+            return timer(op.call, number)
+
+        timings = [timed(1)]
         warm_start = time.perf_counter()
         while len(timings) < s.warmup_min_calls + 1 or time.perf_counter() - warm_start < s.warmup_s:
-            timings.append(timer(op.call, 1))
+            timings.append(timed(1))
             if len(timings) > 10_000:
                 break
         estimate = min(timings[1:])
-        number = calibrate(timer, op.call, estimate, s.min_sample_s)
-        sample_s = max(estimate * number, s.min_sample_s, 1e-9)
+        if flusher is not None:
+            flush_start = time.perf_counter()
+            flusher.flush()
+            if self.sync is not None:
+                self.sync()
+            number, sample_s = 1, max(estimate + time.perf_counter() - flush_start, 1e-9)
+        else:
+            number = calibrate(timer, op.call, estimate, s.min_sample_s)
+            sample_s = max(estimate * number, s.min_sample_s, 1e-9)
         rounds = min(s.max_samples, max(s.min_samples, math.ceil(s.budget_s / sample_s)))
         return number, rounds
 
@@ -457,13 +471,23 @@ class GpubenchCase:
         else:
             number, auto_rounds = self.calibrate()
             target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, number)
-            benchmark.pedantic(target, rounds=rounds or auto_rounds, iterations=number, warmup_rounds=0)
+            flusher = self.path.flusher
+            if flusher is None:
+                benchmark.pedantic(target, rounds=rounds or auto_rounds, iterations=number, warmup_rounds=0)
+            else:
+                # Cold cache: pytest-benchmark runs ``setup`` before every round, outside its timing.
+                def setup() -> None:
+                    flusher.flush()
+                    if sync is not None:
+                        sync()
+
+                benchmark.pedantic(target, setup=setup, rounds=rounds or auto_rounds, iterations=1, warmup_rounds=0)
             if sync is not None:
                 sync()  # pedantic makes one extra, untimed call for its return value
             samples = tuple(float(x) for x in benchmark.stats.stats.data)
             target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
             result = self.path.finish(Measurement(samples, number, "perf_counter", target_met, 0,
-                                                  time.perf_counter() - start))
+                                                  time.perf_counter() - start, cold=flusher is not None))
         self.result = result
         self.session.record(result, self.settings)
         if result.status != "ok":

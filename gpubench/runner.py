@@ -55,7 +55,7 @@ class Runner:
 
     def __init__(self, store: ResultStore, settings: HarnessSettings = HarnessSettings(),
                  timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None,
-                 probe_timeout_s: float | None = None):
+                 probe_timeout_s: float | None = None, profile: str = ""):
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.store = store
@@ -65,6 +65,8 @@ class Runner:
         self.probe_timeout_s = probe_timeout_s
         self.run_id: int | None = None
         self.done = 0
+        self.profile = profile
+        """Name of the run profile (:mod:`gpubench.profile`), stored with the run's settings when given."""
 
     def run(self, specs: Iterable[CaseSpec], *, suite: str, baseline: str = "", label: str = "",
             command: str = "", environment: dict[str, Any] | None = None) -> tuple[int, str]:
@@ -78,7 +80,8 @@ class Runner:
         environment.setdefault("backends", {})
         timeout = None if math.isinf(self.timeout_s) else self.timeout_s
         run_id = self.run_id = self.store.begin_run(suite, baseline=baseline, label=label, command=command,
-                                                    settings={**asdict(self.settings), "timeout_s": timeout},
+                                                    settings={**asdict(self.settings), "timeout_s": timeout,
+                                                              **({"profile": self.profile} if self.profile else {})},
                                                     environment=environment)
         self.done = 0
         self._worker: Worker | None = None

@@ -128,6 +128,19 @@ H2D_BW = "h2d_bw"  # GB/s, pinned host to device
 D2H_BW = "d2h_bw"  # GB/s, device to pinned host
 
 
+def machine_key(env: dict[str, Any]) -> tuple:
+    """What identifies a machine across runs: host name, CPU model and GPU names."""
+    cpu = (env.get("cpu") or {}).get("model", "")
+    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
+    return (str(env.get("hostname", "")), str(cpu), gpus)
+
+
+def provisional(run: RunInfo) -> bool:
+    """Whether a run's measured ceilings are provisional: a ``--quick`` calibration (small sizes, short
+    budgets) measures a number, not a roof. The profile name is in the run's settings."""
+    return "quick" in str((run.settings or {}).get("profile", ""))
+
+
 def now_iso() -> str:
     """Current UTC time, ISO 8601 with seconds."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -463,6 +476,26 @@ class ResultStore:
                          for c in self._CEILING_FIELDS)
         rows = self.db.execute(f"SELECT {cols} FROM ceilings WHERE run_id = ? ORDER BY id", (run_id,))
         return [dict(zip(self._CEILING_FIELDS, r)) for r in rows]
+
+    def applicable_ceilings(self, run: RunInfo, extra_runs: list[RunInfo] | tuple[RunInfo, ...] = ()
+                            ) -> tuple[list[dict[str, Any]], int | None]:
+        """The measured ceilings that apply to ``run`` and the calibration run they come from: its own, else
+        those of the newest calibration of the same machine (``extra_runs`` first). A ``--quick``
+        calibration's ceilings are provisional and never a roof (:func:`provisional`)."""
+        if not provisional(run):
+            own = [c for c in self.ceilings(run.id) if c.get("quality") != "provisional"]
+            if own:
+                return own, run.id
+        key = machine_key(run.environment or {})
+        candidates = [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
+        candidates += [r for r in reversed(self.runs()) if r.suite == CALIBRATE_SUITE]
+        for cal in candidates:
+            if provisional(cal) or machine_key(cal.environment or {}) != key:
+                continue
+            found = [c for c in self.ceilings(cal.id) if c.get("quality") != "provisional"]
+            if found:
+                return found, cal.id
+        return [], None
 
     # --- reading -------------------------------------------------------------------------------
     @property

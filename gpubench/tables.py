@@ -54,6 +54,7 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """The summary table of a run (rows from :func:`gpubench.export.result_rows`)."""
+    from gpubench.export import flag_note
     from gpubench.workloads import size_text
 
     body = []
@@ -65,7 +66,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             half = (r["ci95_high_s"] - r["ci95_low_s"]) / 2 / r["median_s"] * 100
             ci = f"±{half:.1f}%"
         speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "-"
-        note = r["error"][:70] if r["status"] != "ok" else ("" if r["target_met"] else "noisy")
+        note = r["error"][:70] if r["status"] != "ok" else flag_note(r)
         body.append([r["workload"], size, backend, r["device"], r["dtype"], r["status"],
                      fmt_time(r["median_s"]), ci, fmt_rate(r), speed, note])
     return render(["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",

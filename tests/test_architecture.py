@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpubench"
 LAYERS = (
     ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records")),
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
-                     "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine")),
+                     "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
+                     "gpubench.cacheflush", "gpubench.plausibility")),
     ("storage", ("gpubench.store",)),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),

@@ -50,27 +50,68 @@ def test_derive_ceilings_takes_the_best_correct_case():
     assert abs(got[("cpu", MEM_BW, "")]["value"] - 12.0 * (1 << 20) / 1e-3 / 1e9) < 1e-9
 
 
-def test_quick_calibration_on_cpu_stores_ceilings_the_report_uses(cli, store_path, tmp_path):
+def test_quick_calibration_is_stored_but_never_a_roof(cli, store_path, tmp_path):
     code, out, err = cli("calibrate", "--quick", "--backend", "numpy", "--label", "cal")
     assert code == 0, err
-    assert "peak_flops" in out and "mem_bw" in out
+    assert "peak_flops" in out and "mem_bw" in out and "provisional" in out
     with ResultStore(store_path) as store:
-        cal = store.run("latest")
-        assert cal.suite == "calibrate" and cal.environment.get("cpu")
-        kinds = {(c["device"], c["kind"], c["dtype"]) for c in store.ceilings(cal.id)}
+        quick = store.run("latest")
+        assert quick.suite == "calibrate" and quick.environment.get("cpu")
+        assert quick.settings["profile"] == "calibrate+quick"
+        kinds = {(c["device"], c["kind"], c["dtype"]) for c in store.ceilings(quick.id)}
         assert {("cpu", "peak_flops", "float32"), ("cpu", "peak_flops", "float64"), ("cpu", "mem_bw", "")} <= kinds
-        assert all(c["value"] > 0 for c in store.ceilings(cal.id))
-    # A later benchmark run on this machine finds the calibration and gets % of the roofline.
+        assert all(c["value"] > 0 for c in store.ceilings(quick.id))
+        # A full calibration of the same machine (its ceilings stored as calibrate stores them): the roof.
+        full = store.begin_run("calibrate", settings={"profile": "calibrate"}, environment=quick.environment)
+        for c in store.ceilings(quick.id):
+            store.add_ceiling(full, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"],
+                              method=c["method"])
+        store.finish_run(full)
+        # A later quick calibration does not displace it: provisional ceilings are never a roof.
+    code, _, err = cli("calibrate", "--quick", "--backend", "numpy")
+    assert code == 0, err
     code, _, err = cli("run", "--suite", "saxpy", "--quick", "--backend", "numpy")
     assert code == 0, err
     with ResultStore(store_path) as store:
         runs = load_runs(store, None)
-    assert runs[0].ceilings_run == cal.id
+        assert runs[0].ceilings_run == full
+        assert store.applicable_ceilings(store.run(quick.id)) == (store.ceilings(full), full)
     out_path = tmp_path / "r.html"
     code, _, err = cli("report", "-o", str(out_path))
     assert code == 0, err
     text = out_path.read_text()
-    assert f"ceilings from run {cal.id}" in text and "measured roof float32" in text
+    assert f"ceilings from run {full}" in text and "measured roof float32" in text
+
+
+def test_calibrate_runs_the_default_variant_and_fails_when_a_ceiling_case_fails(cli, store_path, fake_plugin,
+                                                                              monkeypatch):
+    assert {s.variant for s in plan(("opencl",), quick=True) if s.workload == "matmul"} == {"tiled"}
+    # The fake plug-in's default (first) variant is chosen by the environment of its worker.
+    monkeypatch.setenv("GPUBENCH_FAKE_DEFAULT_VARIANT", "good")
+    code, out, err = cli("calibrate", "--quick", "--backend", "fake")
+    assert code == 0, err
+    monkeypatch.setenv("GPUBENCH_FAKE_DEFAULT_VARIANT", "raise")
+    monkeypatch.delitem(sys.modules, "gpubench_fakeplugin.ops.matmul")  # the plan reads VARIANTS again
+    code, out, err = cli("calibrate", "--quick", "--backend", "fake")
+    assert code == 1
+    assert "error: matmul fake[raise]:cpu float32" in err and "fake kernel launch failed" in err
+    assert "2 ceiling case(s) failed" in err
+
+
+def test_memory_ceilings_need_four_times_the_cache():
+    spec = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1 << 20}, suite="calibrate")
+    small = CaseResult(spec, "ok", samples=(1e-3,) * 5, bytes=12.0 * (1 << 20), metrics={"llc_bytes": 32 << 20})
+    assert derive_ceilings([small]) == []  # 12 MiB moved, 32 MiB cache
+    assert derive_ceilings([small], cache_factor=0)  # --quick: provisional, any size
+    big = CaseResult(spec, "ok", samples=(1e-3,) * 5, bytes=float(128 << 20), metrics={"llc_bytes": 32 << 20})
+    assert derive_ceilings([big])
+    wrong = CaseResult(spec, "ok", samples=(1e-9,) * 5, bytes=float(128 << 20), flags=("implausible",))
+    assert derive_ceilings([wrong]) == []
+    from gpubench.cacheflush import host_cache_bytes
+    from gpubench.calibrate import saxpy_n, vector_bytes
+
+    assert saxpy_n("cpu", quick=False) * 4 >= 4 * host_cache_bytes()[0]
+    assert vector_bytes("cuda", quick=False) >= 4 * 96 * 10**6  # the largest L2 in the datasheet table
 
 
 def test_calibrate_bad_input(cli, store_path):

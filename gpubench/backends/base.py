@@ -27,7 +27,7 @@ import numpy as np
 
 from gpubench.errors import Unavailable
 from gpubench.harness import HostTimer, Timer
-from gpubench.ops import BoundOp, DeviceInfo
+from gpubench.ops import BoundOp, CacheFlusher, DeviceInfo
 from gpubench.records import CaseSpec
 
 __all__ = ["Backend", "BoundOp", "DeviceInfo", "dtype_storage"]
@@ -183,6 +183,39 @@ class Backend:
     def environment(self) -> dict[str, Any]:
         """Framework versions and device facts for the run's environment record."""
         return {}
+
+    # --- cold cache and physical facts (gpubench.cacheflush, gpubench.plausibility) -------------
+    def last_level_cache(self, device: DeviceInfo) -> tuple[int, str] | None:
+        """The device's last-level cache as ``(bytes, where it was read)``; the host's for a CPU device."""
+        if device.kind == "cpu":
+            from gpubench.cacheflush import host_cache_bytes
+
+            return host_cache_bytes()
+        return None
+
+    def cache_flusher(self, device: DeviceInfo) -> CacheFlusher | None:
+        """What cold-cache mode runs before every timed call on ``device``: a write of at least twice its
+        last-level cache, queued where the op runs. None when this backend cannot flush that device."""
+        if device.kind == "cpu":
+            from gpubench.cacheflush import host_flusher
+
+            return host_flusher(self.last_level_cache(device))
+        return None
+
+    def device_identity(self, device: DeviceInfo) -> dict[str, str]:
+        """What finds ``device`` outside its framework: ``uuid`` and/or ``pci_bus_id`` (for NVML and sysfs)."""
+        return {}
+
+    def host_link(self, device: DeviceInfo):
+        """The device's link to host memory (:class:`gpubench.plausibility.HostLink`), None for a CPU or unknown."""
+        from gpubench.plausibility import datasheet_host_link, host_link
+
+        if device.kind == "cpu":
+            return None
+        ident = self.device_identity(device)
+        if device.kind != "cuda" and not ident:
+            return datasheet_host_link(device.name)
+        return host_link(device.name, ident.get("uuid"), ident.get("pci_bus_id"))
 
 
 def dtype_storage(dtype: str) -> np.dtype:

@@ -22,7 +22,7 @@ def run(args) -> int:
     import shlex
     import sys
 
-    from gpubench.calibrate import calibrate
+    from gpubench.calibrate import calibrate, failures
     from gpubench.progress import Progress
     from gpubench.store import ResultStore
 
@@ -37,11 +37,18 @@ def run(args) -> int:
                                          progress=progress.update)
         finally:
             progress.finish()
-    print(format_ceilings(run_id, ceilings))
+        failed = failures(store.results(run_id))
+    print(format_ceilings(run_id, ceilings, provisional=args.quick))
+    for r in failed:
+        print(f"gpubench calibrate: {r.status}: {r.spec.label()}: {r.error}", file=sys.stderr)
+    if failed:
+        print(f"gpubench calibrate: {len(failed)} ceiling case(s) failed (see gpubench show {run_id})",
+              file=sys.stderr)
+        return 1
     return 0 if ceilings else 1
 
 
-def format_ceilings(run_id: int, ceilings: list[dict]) -> str:
+def format_ceilings(run_id: int, ceilings: list[dict], provisional: bool = False) -> str:
     """The ceilings as a terminal table, with datasheet peaks of known GPUs beside them."""
     from gpubench.datasheet import datasheet_for
     from gpubench.store import MEM_BW
@@ -61,4 +68,7 @@ def format_ceilings(run_id: int, ceilings: list[dict]) -> str:
                 sheet = f"{100 * c['value'] / ref:.0f}% of {name} datasheet {ref:g}"
         rows.append([c["device"], c["kind"], c["dtype"] or "-", f"{c['value']:.4g} {c['unit']}", sheet, c["method"]])
     table = render(["device", "ceiling", "dtype", "measured", "datasheet", "how"], rows, right=(3,))
+    if provisional:
+        return (f"calibration run {run_id} (--quick: provisional)\n{table}\nstored, but provisional: small sizes "
+                "and short budgets measure no roof, so reports do not use them; calibrate without --quick")
     return f"calibration run {run_id}\n{table}\nstored; 'gpubench report' uses them for the roofline and % of peak"

@@ -27,7 +27,8 @@ def run(args) -> int:
         refs = args.run or ["latest"]
         runs = store.runs() if refs == ["all"] else [store.run(r) for r in refs]
         data = [(r, store.results(r.id)) for r in runs]
-    text = to_json(data) if args.format == "json" else to_csv(data)
+        ceilings = {r.id: store.applicable_ceilings(r) for r in runs}
+    text = to_json(data, ceilings) if args.format == "json" else to_csv(data, ceilings)
     if not args.output:
         sys.stdout.write(text)
         return 0

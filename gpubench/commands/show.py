@@ -21,7 +21,7 @@ def print_run(store, run_ref) -> None:
 
     run = store.run(run_ref)
     results = store.results(run.id)
-    rows = result_rows(run, results)
+    rows = result_rows(run, results, *store.applicable_ceilings(run))
     cpu = run.environment.get("cpu", {}).get("model", "?")
     print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
           + (f"  label {run.label}" if run.label else ""))

@@ -17,6 +17,7 @@ from typing import Any
 
 from gpubench import __version__
 from gpubench.datasheet import datasheet_for
+from gpubench.export import flag_note
 from gpubench.report import analysis, charts
 from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
 from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
@@ -287,8 +288,7 @@ def _table_rows(runs: list[RunData]) -> list[list[Any]]:
         for r in run.rows:
             backend = r["implementation"]
             ci = [r["ci95_low_s"], r["ci95_high_s"]] if r["median_s"] else None
-            note = r["error"] if r["status"] != "ok" else (
-                "" if r["target_met"] is not False else "noisy: CI target not met")
+            note = r["error"] if r["status"] != "ok" else flag_note(r, detail=True)
             rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
                 if r.get("rate") else None
             out.append([run.label, r["workload"], r["size"], backend,

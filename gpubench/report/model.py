@@ -12,10 +12,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpubench.export import workload_unit
+from gpubench.export import guard_row, workload_unit
 from gpubench.records import CaseResult
 from gpubench.stats import median_ci95
-from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
+from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo, machine_key  # noqa: F401 (re-exported)
 from gpubench.workloads import find_workload, size_text
 from gpubench.workloads.base import INCLUDE_TRANSFER
 
@@ -49,13 +49,6 @@ def case_modes(workload: str, params: dict[str, Any], dtype: str) -> dict[str, A
         "compute_dtype": w.compute_dtype(params, dtype) if w is not None else dtype, "problem": problem,
         "plain": plain, "end_to_end": bool(params.get(INCLUDE_TRANSFER)),
     }
-
-
-def machine_key(env: dict[str, Any]) -> tuple:
-    """What identifies a machine across runs: host name, CPU model and GPU names."""
-    cpu = (env.get("cpu") or {}).get("model", "")
-    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
-    return (str(env.get("hostname", "")), str(cpu), gpus)
 
 
 def device_kind(env: dict[str, Any], backend: str, device: str) -> str:
@@ -130,7 +123,8 @@ def base_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         rows.append({
             "run_id": run.id, "suite": run.suite, "workload": s.workload, "backend": s.backend,
             "variant": s.variant, "device": s.device, "device_name": r.device_name, "dtype": s.dtype,
-            "params": s.param_dict, "status": r.status, "error": r.error, "n_samples": len(r.samples),
+            "params": s.param_dict, "status": r.status, "error": r.error, "flags": list(r.flags),
+            "n_samples": len(r.samples),
             "median_s": med, "ci95_low_s": lo, "ci95_high_s": hi, "target_met": r.target_met,
             "flops": r.flops, "bytes": r.bytes,
             "gflops": r.flops / med / 1e9 if ok and r.flops else None,
@@ -199,19 +193,8 @@ def _series_text(row: dict[str, Any]) -> str:
 
 def find_ceilings(store: ResultStore, run: RunInfo,
                   extra_runs: list[RunInfo]) -> tuple[list[dict[str, Any]], int | None]:
-    """Ceilings that apply to ``run``: its own, else those of the newest calibration of the same machine."""
-    own = store.ceilings(run.id)
-    if own:
-        return own, run.id
-    key = machine_key(run.environment or {})
-    candidates = [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
-    candidates += [r for r in reversed(store.runs()) if r.suite == CALIBRATE_SUITE]
-    for cal in candidates:
-        if machine_key(cal.environment or {}) == key:
-            found = store.ceilings(cal.id)
-            if found:
-                return found, cal.id
-    return [], None
+    """Ceilings that apply to ``run`` (:meth:`ResultStore.applicable_ceilings`; never a ``--quick`` calibration's)."""
+    return store.applicable_ceilings(run, extra_runs)
 
 
 def _int_params(row: dict[str, Any]) -> dict[str, int]:
@@ -264,6 +247,8 @@ def load_runs(store: ResultStore, refs: list[str] | None) -> list[RunData]:
     for info in infos:
         rows = enrich(info, store.results(info.id))
         ceilings, cal_id = find_ceilings(store, info, infos)
+        for row in rows:
+            guard_row(row, ceilings, cal_id)  # implausible / above_ceiling, as the export flags them
         out.append(RunData(info, rows, ceilings, cal_id, run_label(info)))
     assign_families([r for run in out for r in run.rows])
     return out

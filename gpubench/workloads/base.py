@@ -31,6 +31,12 @@ from gpubench.errors import UsageError
 #: host memory to the device and the output back (see :mod:`gpubench.backends.transfer_wrap`).
 INCLUDE_TRANSFER = "include_transfer"
 
+#: The cold-cache mode parameter of bandwidth workloads: ``"cold"`` (before every timed call, outside the
+#: timing, a buffer twice the last-level cache is written, and each call is timed on its own) or ``"hot"``
+#: (calls back to back, data left in cache). See :func:`gpubench.harness.measure`'s ``flush``.
+CACHE = "cache"
+CACHE_MODES = ("cold", "hot")
+
 #: Relative-error bound per dtype, before any size scaling (GUIDE.md §4).
 BASE_TOLERANCE = {"float64": 1e-13, "float32": 1e-5, "tf32": 1e-3, "float16": 1e-2, "bfloat16": 1e-2}
 
@@ -83,7 +89,8 @@ class Param:
 
     ``mode`` marks a switch of *how* a case runs rather than *what* it computes (``tf32``,
     ``include_transfer``, ``layout``, ``cache``): it is never part of the problem size, and it
-    is named in chart legends (``tag`` for a true boolean, else ``key=value``). When a speedup
+    is named in chart legends (``tag`` for a true boolean, else ``key=value``; at its default too when
+    ``label_default``, for a mode whose default is not the obvious one). When a speedup
     is computed against a CPU case of the same problem, a ``match_reference`` mode must have the
     same value on the CPU side (a cold-cache GPU case against a cold-cache CPU case); any other
     mode is taken at its default there (a TF32 case against the CPU's plain float32).
@@ -96,6 +103,13 @@ class Param:
     mode: bool = False
     match_reference: bool = False
     tag: str = ""
+    label_default: bool = False
+
+
+def cache_param() -> Param:
+    """The ``cache`` mode (``cold`` by default, ``hot`` as a suite option), matched on the CPU reference."""
+    return Param(str, default="cold", minimum=None, choices=CACHE_MODES, mode=True, match_reference=True,
+                 label_default=True)
 
 
 class Workload:
@@ -197,9 +211,19 @@ class Workload:
             if isinstance(value, bool):
                 if value:
                     out.append(p.tag or key)
-            elif value is not None and value != p.default:
+            elif value is not None and (value != p.default or (p.label_default and key in params)):
                 out.append(f"{p.tag or key}={value}")
         return out
+
+    def bound(self, params: dict[str, Any]) -> str | None:
+        """The physical ceiling no correct case of this workload can beat (:mod:`gpubench.plausibility`).
+
+        ``"compute"`` when its FLOP count is what every algorithm must perform (dense matmul),
+        ``"memory"`` when its byte count is what every call must move through device memory (SAXPY),
+        ``"h2d"``/``"d2h"`` for copies over the host link, None when no such ceiling holds (conv2d may
+        run as Winograd or FFT with fewer FLOPs than it is credited with). The default is None.
+        """
+        return None
 
     def tolerance(self, params: dict[str, Any], dtype: str) -> float:
         """Largest relative error accepted for ``dtype`` (tf32 when the case enables it)."""

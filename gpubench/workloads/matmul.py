@@ -63,6 +63,10 @@ class MatmulWorkload(Workload):
     def accumulation_length(self, params):
         return params["k"]
 
+    def bound(self, params):
+        """Every dense matmul algorithm in use performs its 2·M·N·K FLOPs: no rate beats the compute peak."""
+        return "compute"
+
     def describe(self, params):
         m, n, k = params["m"], params["n"], params["k"]
         return f"{m}³" if m == n == k else f"{m}×{n}×{k}"

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubench.workloads.base import Param, Workload, host_dtype, random_array
+from gpubench.workloads.base import Param, Workload, cache_param, host_dtype, random_array
 
 
 class SaxpyWorkload(Workload):
     """``y ← a·x + y`` over ``n`` elements: 2·n FLOPs, 3·n elements moved (read x, y; write y).
 
     The timed call updates ``y`` in place, so repeated calls keep changing it; the check runs
-    one call on fresh inputs.
+    one call on fresh inputs. ``cache = "cold"`` (the default) flushes the last-level cache before
+    every timed call, so small sizes are measured from memory; ``"hot"`` runs calls back to back.
     """
 
     name = "saxpy"
     unit = "gbps"
     description = "y = a·x + y (memory bandwidth)"
+    #: 2: the ``cache`` mode (cold by default).
+    version = 2
     params = {
         "n": Param(int),
         "a": Param(float, default=2.0, minimum=None),
         "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
+        "cache": cache_param(),
     }
+
+    def bound(self, params):
+        return "memory"
 
     def make_inputs(self, params, dtype, rng):
         n = params["n"]

@@ -11,6 +11,10 @@
 through a pinned bounce buffer); ``pinned`` is page-locked host memory the device's DMA engine
 reads and writes directly — typically 2–5× faster on a PCIe GPU.
 
+``cache`` (``d2d`` only): ``cold`` (the default) writes a buffer twice the device's last-level
+cache before every timed copy, outside the timing, and times each copy on its own, so a copy
+smaller than the L2 is measured from device memory, not from cache; ``hot`` copies back to back.
+
 Every case is verified: the backend's ``result`` returns the destination of the copy, which
 must equal the source bit for bit (tolerance 0). The median per-call time is the latency of a
 copy, the figure that matters for small sizes; GB/s is the figure for large ones.
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import UsageError
-from gpubench.workloads.base import Param, Workload, host_dtype, random_array
+from gpubench.workloads.base import Param, Workload, cache_param, host_dtype, random_array
 
 DIRECTIONS = ("h2d", "d2h", "d2d")
 MEMORY = ("pageable", "pinned")
@@ -47,10 +51,13 @@ class TransferWorkload(Workload):
     unit = "gbps"
     report_section = "transfer"
     description = "host↔device and device↔device copies (GB/s, latency)"
+    #: 2: the ``cache`` mode of d2d (cold by default).
+    version = 2
     params = {
         "bytes": Param(int),
         "direction": Param(str, default="h2d", minimum=None, choices=DIRECTIONS),
         "memory": Param(str, minimum=None, choices=MEMORY),
+        "cache": cache_param(),
     }
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +73,14 @@ class TransferWorkload(Workload):
                 raise UsageError("transfer: memory (pageable/pinned) applies to h2d and d2h only, not d2d")
         else:
             out.setdefault("memory", "pageable")
+            if "cache" in params:
+                raise UsageError("transfer: cache (cold/hot) applies to d2d only, not h2d or d2h")
+            out.pop("cache", None)
         return out
+
+    def bound(self, params):
+        """d2d: device memory; h2d and d2h: the host link."""
+        return "memory" if params.get("direction") == "d2d" else params.get("direction")
 
     def _elements(self, params: dict[str, Any], dtype: str) -> int:
         if dtype == "bfloat16":

@@ -116,6 +116,44 @@ class CupyBackend(Backend):
 
         return DeviceEventTimer("cuda_event", self.cupy.cuda.Event, self.cupy.cuda.get_elapsed_time)
 
+    def last_level_cache(self, device):
+        """The GPU's L2 as the CUDA runtime reports it (``l2CacheSize``)."""
+        size = int(self.cupy.cuda.runtime.getDeviceProperties(self.index(device)).get("l2CacheSize") or 0)
+        return (size, "CUDA l2CacheSize (cupy)") if size > 0 else None
+
+    def cache_flusher(self, device):
+        """``cudaMemsetAsync`` of a device buffer twice the L2 on the current stream (nvbench's L2 flush)."""
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.ops import CacheFlusher
+
+        cache = self.last_level_cache(device)
+        if cache is None:
+            return None
+        cupy = self.cupy
+        nbytes = flush_bytes(cache[0])
+        index = self.index(device)
+        with cupy.cuda.Device(index):
+            buffer = cupy.empty(nbytes, dtype=cupy.uint8)
+        memset_async, current_stream = cupy.cuda.runtime.memsetAsync, cupy.cuda.get_current_stream
+
+        def flush():
+            with cupy.cuda.Device(index):
+                memset_async(buffer.data.ptr, 0, nbytes, current_stream().ptr)
+
+        def close():
+            nonlocal buffer
+            buffer = None
+
+        return CacheFlusher(flush, nbytes, cache[0], cache[1], close)
+
+    def device_identity(self, device):
+        """The GPU's PCI address (``0000:BB:DD.0``), as NVML and sysfs name it."""
+        p = self.cupy.cuda.runtime.getDeviceProperties(self.index(device))
+        if "pciBusID" not in p:
+            return {}
+        return {"pci_bus_id": f"{int(p.get('pciDomainID', 0)):04x}:{int(p['pciBusID']):02x}:"
+                              f"{int(p.get('pciDeviceID', 0)):02x}.0"}
+
     def environment(self):
         cupy = self.cupy
         runtime = cupy.cuda.runtime

@@ -8,6 +8,7 @@ Devices are ``opencl:P:D`` (platform P, device D), also selectable by a name fra
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,22 @@ class OpenclEventTimer:
     """Times ``number`` enqueued calls from the first event's start to the last event's end.
 
     ``fn`` must enqueue its work and return the :class:`pyopencl.Event` of it. On an in-order
-    queue the span covers every call and the gaps between them, like a device-side wall clock.
+    queue the span covers every call and the gaps between them, like a device-side wall clock:
+    when the host enqueues more slowly than the device runs, the idle gaps are counted. So the
+    host clock is read around the enqueue loop too (before waiting) and left in ``last_host_s``,
+    which :func:`gpubench.harness.launch_bound` compares with the device span.
     """
 
     name = "opencl_event"
 
+    def __init__(self, host_clock=time.perf_counter):
+        self.host_clock = host_clock
+        self.last_host_s: float | None = None
+
     def __call__(self, fn, number):
+        h0 = self.host_clock()
         events = [fn() for _ in range(number)]
+        self.last_host_s = self.host_clock() - h0
         events[-1].wait()
         return (events[-1].profile.end - events[0].profile.start) * 1e-9
 
@@ -177,6 +187,41 @@ class OpenclBackend(Backend):
     def timer(self, device):
         """OpenCL profiling events (ops return the event of each enqueued call)."""
         return OpenclEventTimer()
+
+    def last_level_cache(self, device):
+        """The device's ``global_mem_cache_size`` (PoCL reports the CPU's last-level cache); sysfs for a CPU
+        device that reports none."""
+        size = int(self._cl_devices[device.id].global_mem_cache_size or 0)
+        if size > 0:
+            return size, "OpenCL global_mem_cache_size"
+        if "CPU" in str(device.details.get("type", "")).upper():
+            from gpubench.cacheflush import host_cache_bytes
+
+            return host_cache_bytes()
+        return None
+
+    def cache_flusher(self, device):
+        """``enqueue_fill_buffer`` of a buffer twice the cache on the case's in-order queue."""
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.ops import CacheFlusher
+
+        cache = self.last_level_cache(device)
+        if cache is None:
+            return None
+        cl, queue = self.cl, self.queue(device)
+        nbytes = flush_bytes(cache[0])
+        buffer = cl.Buffer(queue.context, cl.mem_flags.READ_WRITE, nbytes)
+        pattern = [np.uint32(0)]
+
+        def flush():
+            pattern[0] = ~pattern[0]  # a new value each time: every word is written
+            cl.enqueue_fill_buffer(queue, buffer, pattern[0], 0, nbytes)
+
+        def close():
+            queue.finish()
+            buffer.release()
+
+        return CacheFlusher(flush, nbytes, cache[0], cache[1], close)
 
     def environment(self):
         cl = self.cl

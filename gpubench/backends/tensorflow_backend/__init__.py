@@ -93,6 +93,47 @@ class TensorflowBackend(Backend):
         if device.kind == "cuda":
             self.tf.test.experimental.sync_devices()
 
+    def last_level_cache(self, device):
+        """A GPU's L2 from the CUDA driver (TensorFlow does not report it), else its datasheet; the host's
+        for the CPU."""
+        if device.kind != "cuda":
+            return super().last_level_cache(device)
+        from gpubench.cacheflush import cuda_l2_bytes
+        from gpubench.datasheet import device_facts
+
+        size = cuda_l2_bytes(int(device.id.split(":")[1]))
+        if size:
+            return size, "CUDA driver L2 attribute"
+        facts = device_facts(device.name)
+        if facts and facts[1].get("l2_mb"):
+            return int(facts[1]["l2_mb"]) * 10**6, f"datasheet {facts[0]} L2"
+        return None
+
+    def cache_flusher(self, device):
+        """On a GPU, a traced ``assign_add`` over a float32 variable twice the L2 (the host timer's synchronization
+        waits for it before the clock starts); on the CPU, the host flusher."""
+        if device.kind != "cuda":
+            return super().cache_flusher(device)
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.ops import CacheFlusher
+
+        cache = self.last_level_cache(device)
+        if cache is None:
+            return None
+        tf = self.tf
+        nbytes = flush_bytes(cache[0])
+        name = self.tf_device(device)
+        with tf.device(name):
+            buffer = tf.Variable(tf.zeros([nbytes // 4], tf.float32))
+
+        @tf.function
+        def flush():
+            with tf.device(name):
+                buffer.assign_add(tf.ones_like(buffer))
+
+        flush.get_concrete_function()
+        return CacheFlusher(flush, nbytes, cache[0], cache[1])
+
     def environment(self):
         tf = self.tf
         build = tf.sysconfig.get_build_info()

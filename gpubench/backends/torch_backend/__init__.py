@@ -78,6 +78,41 @@ class TorchBackend(Backend):
                                     lambda start, end: start.elapsed_time(end))
         return HostTimer()
 
+    def last_level_cache(self, device):
+        """A GPU's L2 as torch reports it (``L2_cache_size``); the host's for the CPU."""
+        if device.kind != "cuda":
+            return super().last_level_cache(device)
+        size = int(getattr(self.torch.cuda.get_device_properties(device.id), "L2_cache_size", 0) or 0)
+        return (size, "torch L2_cache_size") if size > 0 else None
+
+    def cache_flusher(self, device):
+        """On a GPU, ``zero_()`` of a device buffer twice the L2, on the device's current stream (as nvbench's
+        ``cudaMemsetAsync``); on the CPU, the host flusher."""
+        if device.kind != "cuda":
+            return super().cache_flusher(device)
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.ops import CacheFlusher
+
+        cache = self.last_level_cache(device)
+        if cache is None:
+            return None
+        torch = self.torch
+        nbytes = flush_bytes(cache[0])
+        with torch.cuda.device(device.id):
+            buffer = torch.empty(nbytes, dtype=torch.uint8, device=device.id)
+
+        def flush():
+            buffer.zero_()
+
+        return CacheFlusher(flush, nbytes, cache[0], cache[1])
+
+    def device_identity(self, device):
+        """A GPU's UUID (NVML finds the device by it)."""
+        if device.kind != "cuda":
+            return {}
+        uuid = getattr(self.torch.cuda.get_device_properties(device.id), "uuid", None)
+        return {"uuid": str(uuid)} if uuid else {}
+
     def environment(self):
         torch = self.torch
         env = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),

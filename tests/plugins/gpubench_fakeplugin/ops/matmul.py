@@ -9,6 +9,10 @@ import numpy as np
 from gpubench.backends.base import BoundOp
 
 VARIANTS = ("good", "wrong", "raise", "crash", "hang", "exit")
+# A test may choose the default (first) variant through the worker's environment.
+if os.environ.get("GPUBENCH_FAKE_DEFAULT_VARIANT") in VARIANTS:
+    VARIANTS = (os.environ["GPUBENCH_FAKE_DEFAULT_VARIANT"],
+                *(v for v in VARIANTS if v != os.environ["GPUBENCH_FAKE_DEFAULT_VARIANT"]))
 
 
 def build(backend, spec, params, inputs, device):
