@@ -23,6 +23,13 @@ forward pass (torch's math kernel, the NumPy and CuPy backends) does four produc
 backward, not five, and its rate is still this count over its time, so rates of one problem
 compare as inverse times. The softmax's exponentials are not counted (as in FlashAttention).
 
+A backend implements it with an op module ``<ops_package>.attention`` whose ``build`` returns a
+:class:`~gpubench.ops.BoundOp` reading the B×H×S×D inputs ``q, k, v`` (and ``do``) and whose
+``result`` is O, or O, dQ, dK, dV stacked on a new first axis (4×B×H×S×D). For the JAX backend
+(another branch): ``jax.nn.dot_product_attention`` takes B×S×H×D (transpose the inputs once at
+build time), its ``implementation`` (``"xla"``, ``"cudnn"``) maps onto variants, and the backward
+is ``jax.vjp`` of it applied to dO, jitted together with the forward.
+
 The float64 reference (:func:`attention_reference`) is the textbook formula, computed per head
 over blocks of queries so that no S×S float64 matrix of a whole head is held at once
 (``REF_BLOCK_BYTES`` per block): scores, row-max-shifted exponentials, their normalization,
