@@ -2,7 +2,8 @@
 
 Calibration is an ordinary run (suite ``calibrate``) through the same runner, workers and
 validated workloads as any benchmark, so every number behind a ceiling is a stored, checked
-case: a large matmul per backend, device and dtype for the compute peak (the best backend wins),
+case: a large matmul per backend, device and dtype for the compute peak (the best backend wins;
+on CUDA also an FP8 matmul, ``matmul_fp8``, where the GPU has FP8 tensor cores),
 a large SAXPY for the memory bandwidth (three arrays of ``n`` elements: two read, one written,
 each at least four times the last-level cache) and, on an accelerator, a large device-to-device
 copy (bytes read plus written; the better of the two is the memory ceiling), and pinned
@@ -35,6 +36,8 @@ FAILED = ("error", "incorrect", "timeout")
 #: Matmul dtypes tried per device kind (``tf32`` means float32 with tensor cores allowed).
 MATMUL_DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "tf32", "bfloat16", "float16", "float64"),
                  "opencl": ("float32",)}
+#: FP8 matmul dtypes tried per device kind (``matmul_fp8`` workload): GPUs only, a CPU has no FP8 units.
+FP8_DTYPES = {"cuda": ("float8_e4m3fn",)}
 
 
 def matmul_size(kind: str, quick: bool) -> int:
@@ -99,6 +102,12 @@ def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: b
                     if dtype == "tf32":
                         dtype, params["tf32"] = "float32", True
                     specs.append(CaseSpec.make("matmul", name, kind, dtype, params, variant, suite=CALIBRATE_SUITE))
+            if "matmul_fp8" in implemented:
+                # FP8 tensor cores (capability >= 8.9; skipped with the reason on older GPUs).
+                fp8_variant = backend.variants("matmul_fp8")[0]
+                for dtype in FP8_DTYPES.get(kind, ()):
+                    specs.append(CaseSpec.make("matmul_fp8", name, kind, dtype, {"size": matmul_size(kind, quick)},
+                                               fp8_variant, suite=CALIBRATE_SUITE))
             if "saxpy" in implemented:
                 specs.append(CaseSpec.make("saxpy", name, kind, "float32", {"n": saxpy_n(kind, quick)},
                                            backend.variants("saxpy")[0], suite=CALIBRATE_SUITE))
@@ -145,9 +154,9 @@ def derive_ceilings(results: list[CaseResult], cache_factor: int = CACHE_FACTOR)
         s = r.spec
         p = s.param_dict
         how = f"via {s.implementation}" + (f" on {r.device_name}" if r.device_name else "")
-        if s.workload == "matmul" and r.gflops:
+        if s.workload in ("matmul", "matmul_fp8") and r.gflops:
             row = {"kind": PEAK_FLOPS, "dtype": "tf32" if p.get("tf32") else s.dtype, "value": r.gflops,
-                   "unit": "GFLOP/s", "method": f"matmul {p.get('size') or p.get('m')}³ {how}"}
+                   "unit": "GFLOP/s", "method": f"{s.workload} {p.get('size') or p.get('m')}³ {how}"}
         elif s.workload in ("saxpy", "transfer") and p.get("direction", "d2d") == "d2d" and too_small(r, cache_factor):
             continue
         elif s.workload == "saxpy" and r.gbps:

@@ -3,7 +3,8 @@
 Dense (no sparsity) figures from NVIDIA's product datasheets; H100 and H200 as in GUIDE.md §5.
 A datasheet peak is a ceiling no program reaches: good cuBLAS reaches 75–85 % of the tensor
 peak and a large copy 85–90 % of the memory peak. Values: TFLOP/s per dtype (``tf32`` is
-float32 on tensor cores) and memory (HBM/GDDR) bandwidth in GB/s.
+float32 on tensor cores; ``float8_e4m3fn``/``float8_e5m2`` are FP8 tensor-core products, given
+for the GPUs that have them: Hopper and Ada) and memory (HBM/GDDR) bandwidth in GB/s.
 
 :data:`DEVICE_FACTS` adds, per GPU, its L2 cache in MB (used where a backend cannot read it from
 the device) and its host link: ``pcie`` as ``(generation, lanes)``, or ``host_link_gbps`` per
@@ -17,18 +18,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+
+def _fp8(tflops: float) -> dict[str, float]:
+    """The dense FP8 tensor-core peak, the same for both operand formats (E4M3 and E5M2)."""
+    return {"float8_e4m3fn": tflops, "float8_e5m2": tflops}
+
+
 #: (pattern on the lower-cased device name, display name, peaks). First match wins.
 DATASHEETS: tuple[tuple[str, str, dict[str, float]], ...] = (
     (r"h100.*(pcie)", "H100 PCIe",
-     {"float64": 26, "float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756, "mem_gbps": 2000}),
+     {"float64": 26, "float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756, **_fp8(1513), "mem_gbps": 2000}),
     (r"h100.*nvl", "H100 NVL",
-     {"float64": 30, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835, "mem_gbps": 3900}),
+     {"float64": 30, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835, **_fp8(1670.5), "mem_gbps": 3900}),
     (r"gh200", "GH200",
-     {"float64": 34, "float32": 67, "tf32": 494, "bfloat16": 990, "float16": 990, "mem_gbps": 4900}),
+     {"float64": 34, "float32": 67, "tf32": 494, "bfloat16": 990, "float16": 990, **_fp8(1979), "mem_gbps": 4900}),
     (r"h100", "H100 SXM",
-     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, "mem_gbps": 3350}),
+     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, **_fp8(1979), "mem_gbps": 3350}),
     (r"h200", "H200",
-     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, "mem_gbps": 4800}),
+     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, **_fp8(1979), "mem_gbps": 4800}),
     (r"a100.*80\s*gb.*pcie|a100.*pcie.*80", "A100 80GB PCIe",
      {"float64": 9.7, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312, "mem_gbps": 1935}),
     (r"a100.*(pcie|40\s*gb)", "A100 40GB",
@@ -36,9 +43,9 @@ DATASHEETS: tuple[tuple[str, str, dict[str, float]], ...] = (
     (r"a100", "A100 80GB SXM",
      {"float64": 9.7, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312, "mem_gbps": 2039}),
     (r"\bl40s\b", "L40S",
-     {"float32": 91.6, "tf32": 183, "bfloat16": 362, "float16": 362, "mem_gbps": 864}),
+     {"float32": 91.6, "tf32": 183, "bfloat16": 362, "float16": 362, **_fp8(733), "mem_gbps": 864}),
     (r"\bl4\b", "L4",
-     {"float32": 30.3, "tf32": 60, "bfloat16": 121, "float16": 121, "mem_gbps": 300}),
+     {"float32": 30.3, "tf32": 60, "bfloat16": 121, "float16": 121, **_fp8(242.5), "mem_gbps": 300}),
     (r"\ba10\b", "A10",
      {"float32": 31.2, "tf32": 62.5, "bfloat16": 125, "float16": 125, "mem_gbps": 600}),
     (r"rtx 4090", "GeForce RTX 4090",

@@ -30,8 +30,9 @@ RECORD_VERSION = 2
 #: Status of a finished case.
 STATUSES = ("ok", "incorrect", "error", "timeout", "skipped")
 
-#: Floating-point dtypes the suite knows about, widest first.
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+#: Floating-point dtypes the suite knows about, widest first. The float8 formats are the operand
+#: formats of FP8 matmul (see :mod:`gpubench.workloads.matmul_fp8`).
+DTYPES = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 
 #: Clocks a measurement may be taken with.
 CLOCKS = ("perf_counter", "cuda_event", "opencl_event", "fake")

@@ -142,3 +142,29 @@ def make_store(path: Path, n_results: int = 200, runs: int = 1, **kw: Any) -> Re
     for i in range(runs):
         synthetic_run(store, n_results, seed=i, label=kw.pop("label", "") if i == 0 else f"second {i}", **kw)
     return store
+
+
+def attention_results(store: ResultStore, run_id: int, seed: int = 0, device: str = "cuda:0") -> list[CaseResult]:
+    """Add attention cases (two kernels and NumPy, S 128–1024, both masks and passes, memory metrics) to a run."""
+    rng = random.Random(seed)
+    out = []
+    plan = [("torch", "flash", device, 200e3, True), ("torch", "math", device, 80e3, False),
+            ("numpy", "default", "cpu", 40.0, False)]
+    for backend, variant, dev, peak_gflops, fused in plan:
+        for s in (128, 256, 512, 1024):
+            for causal in (False, True):
+                for backward in (False, True):
+                    spec = CaseSpec.make("attention", backend, dev, "bfloat16" if dev != "cpu" else "float32",
+                                         {"b": 1, "h": 12, "s": s, "d": 64, "causal": causal, "backward": backward},
+                                         variant, suite="mixed")
+                    flops = 4.0 * 12 * s * s * 64 / (2 if causal else 1) * (3.5 if backward else 1)
+                    rate = peak_gflops * s / (s + 512)
+                    work = 12 * s * 64 * 4 * (4 if backward else 1)
+                    memory = work if fused else work + 12 * s * s * 4 * (2 if backward else 1)
+                    r = CaseResult(spec, "ok", samples=samples(flops / rate / 1e9, 7, rng), flops=flops,
+                                   bytes=8.0 * 12 * s * 64, spec_hash="a", target_met=True,
+                                   device_name=GPU_NAME if dev != "cpu" else "Test CPU",
+                                   metrics={"peak_memory_bytes": memory, "memory_method": "synthetic"})
+                    store.add_result(run_id, r)
+                    out.append(r)
+    return out

@@ -16,7 +16,7 @@ NVCC = shutil.which("nvcc")
 
 def test_kernel_sources_ship_in_the_package():
     names = {p.name for p in SOURCES}
-    assert {"saxpy.cu", "matmul_naive.cu", "matmul_tiled.cu"} <= names
+    assert {"saxpy.cu", "matmul_naive.cu", "matmul_tiled.cu", "attention_softmax.cu"} <= names
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH (install the CUDA toolkit to check the kernels)")

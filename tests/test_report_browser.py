@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic_results import calibration_run, synthetic_run  # noqa: E402
+from synthetic_results import attention_results, calibration_run, synthetic_run  # noqa: E402
 
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
 from gpubench.report.build import build_report  # noqa: E402
@@ -138,10 +138,11 @@ def test_detector_catches_a_report_whose_plotting_fails(tmp_path, breakage):
 
 @pytest.fixture
 def report(tmp_path) -> tuple[Path, int]:
-    """A two-run report (GPU, transfers, training curves, every status) plus injection attempts."""
+    """A two-run report (GPU, transfers, training curves, attention, every status) plus injection attempts."""
     with ResultStore(tmp_path / "s.sqlite") as store:
         calibration_run(store)
         first = synthetic_run(store, 120, seed=1, label=EVIL_IMG)
+        attention_results(store, first)
         second = synthetic_run(store, 120, seed=2, label="second machine", backend_name=EVIL, device_name="cuda:0")
         spec = CaseSpec.make("matmul", EVIL, EVIL_IMG, "float32", {"m": 64, "n": 64, "k": 64})
         store.add_result(second, CaseResult(spec, "error", error=f"</script>{EVIL} failed"))

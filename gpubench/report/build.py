@@ -18,7 +18,7 @@ from typing import Any
 from gpubench import __version__
 from gpubench.datasheet import datasheet_for
 from gpubench.export import flag_note
-from gpubench.report import analysis, charts
+from gpubench.report import analysis, attention, charts
 from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
 from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
 from gpubench.store import ResultStore
@@ -170,6 +170,14 @@ def _is_training(rows: list[dict[str, Any]]) -> bool:
     return any(any(k in r["metrics"] for k in keys) for r in rows)
 
 
+def _report_section(workload: str) -> str:
+    """The report section a workload declares (``throughput`` for one this machine lacks)."""
+    from gpubench.workloads import find_workload
+
+    found = find_workload(workload)
+    return getattr(found, "report_section", "throughput") if found is not None else "throughput"
+
+
 def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
     multi = len(runs) > 1
     rows = [r for run in runs for r in run.rows]
@@ -182,7 +190,10 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
         suites = sorted({r["suite"] for r in wrows})
         parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok)} ok · '
                  f"hover a point for its median, 95% CI and speedups</p>"]
-        if _is_transfer(wrows):
+        section = _report_section(workload)
+        if section == attention.SECTION:
+            parts += [html_ for html_ in [attention.body(ok, page.figure, colors, workload)] if html_]
+        elif _is_transfer(wrows):
             parts.append(page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors, multi)))
         elif _is_training(wrows):
             figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
@@ -196,7 +207,7 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
             if finals:
                 parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)", "samples/s"],
                                    finals, "cases"))
-        if not _is_training(wrows):
+        if not _is_training(wrows) and section != attention.SECTION:
             if not _is_transfer(wrows):
                 for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
                     drows = [r for r in ok if r["dtype"] == dtype]

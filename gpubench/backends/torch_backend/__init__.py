@@ -5,7 +5,7 @@ from __future__ import annotations
 from gpubench.backends.base import Backend, DeviceInfo
 from gpubench.errors import require
 
-TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16")
+TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 
 
 class TorchBackend(Backend):
