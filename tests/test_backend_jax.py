@@ -371,6 +371,16 @@ def test_mnist_epochs_never_compile(backend):
     assert not [e for e in events if "compile" in e], events
 
 
+def test_mnist_session_reads_no_clock_of_its_own(backend):
+    """The workload owns the epoch clock: the JAX session supplies start/train_epoch/evaluate and times nothing."""
+    from gpubench.workloads.training import TrainingSession
+
+    module = backend._ops_module("mnist")
+    assert issubclass(module.JaxSession, TrainingSession)
+    source = open(module.__file__, encoding="utf-8").read()
+    assert "perf_counter" not in source and "import time" not in source
+
+
 def test_mnist_in_half_precision_is_a_skip_with_reason():
     r = run("mnist", {"epochs": 1, "train_size": 100, "eval_size": 100}, "float16")
     assert r.status == "skipped" and r.error == "jax: mnist trains in float32 or float64, not float16"
