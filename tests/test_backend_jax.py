@@ -7,6 +7,8 @@ call (a fresh destination buffer holding the source's data of that moment).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -153,23 +155,42 @@ def test_tf32_and_missing_gpu_are_skips_with_reasons(backend):
     assert r.error.startswith("jax: no cuda device found (") and len(r.error) > len("jax: no cuda device found ()")
 
 
+_EVENTS: dict[str, list[str] | None] = {"log": None}
+
+
+def _record_event(event, duration, **_):
+    log = _EVENTS["log"]
+    if log is not None:
+        log.append(event)
+
+
+@contextlib.contextmanager
+def compile_events():
+    """The JAX monitoring events (compilations among them) of the ``with`` block, as a list."""
+    if not _EVENTS.get("registered"):
+        # Registered once: older JAX releases have no way to unregister a listener.
+        jax.monitoring.register_event_duration_secs_listener(_record_event)
+        _EVENTS["registered"] = True
+    log: list[str] = []
+    _EVENTS["log"] = log
+    try:
+        yield log
+    finally:
+        _EVENTS["log"] = None
+
+
 def test_ops_are_compiled_before_they_are_timed(backend):
-    """No XLA compilation happens inside the calls the harness times."""
-    events: list[str] = []
-
-    def listener(event, duration, **_):
-        events.append(event)
-
+    """No XLA compilation happens inside the calls the harness times (and the recorder does see one)."""
     backend, spec, device, params, inputs = built(backend, "conv2d",
                                                    {"n": 1, "c": 2, "h": 8, "w": 8, "k": 3, "r": 3, "s": 3})
     with backend.case_scope(spec, device):
         op = backend.build(spec, params, inputs, device)
-        jax.monitoring.register_event_duration_secs_listener(listener)
-        try:
+        with compile_events() as events:
             op.timer(op.call, 5)
-        finally:
-            jax.monitoring.unregister_event_duration_listener(listener)
-    assert not [e for e in events if "compile" in e], events
+        assert not [e for e in events if "compile" in e], events
+        with compile_events() as events:
+            backend.compile(lambda x: x * 3.0 + 1.0, op.device_inputs["x"].value)
+        assert [e for e in events if "compile" in e]
 
 
 def test_synchronize_waits_for_every_call_not_just_the_last(backend):
@@ -350,23 +371,15 @@ def test_mnist_dropout_masks_are_fixed_per_run(backend):
 
 
 def test_mnist_epochs_never_compile(backend):
-    events: list[str] = []
-
-    def listener(event, duration, **_):
-        events.append(event)
-
     params = {"epochs": 2, "train_size": 300, "eval_size": 100, "optimizer": "adam"}
     backend, spec, device, params, inputs = built(backend, "mnist", params)
     with backend.case_scope(spec, device):
         session = backend.build(spec, params, inputs, device)
         session.start()
-        jax.monitoring.register_event_duration_secs_listener(listener)
-        try:
+        with compile_events() as events:
             session.train_epoch(0)
             session.train_epoch(1)
             session.evaluate()
-        finally:
-            jax.monitoring.unregister_event_duration_listener(listener)
         session.close()
     assert not [e for e in events if "compile" in e], events
 
