@@ -129,7 +129,7 @@ class JaxSession(TrainingSession):
         p = {k: put(v, self.device, self.dtype) for k, v in self.weights.items()}
         opt: dict[str, Any] = {}
         if self.params["optimizer"] == "adam":
-            opt = {"t": jax.device_put(np.zeros((), self.host_dtype), self.jdev),
+            opt = {"t": put(np.zeros((), self.host_dtype), self.device),
                    "m": {k: put(np.zeros_like(v), self.device, self.dtype) for k, v in self.weights.items()},
                    "v": {k: put(np.zeros_like(v), self.device, self.dtype) for k, v in self.weights.items()}}
         key = jax.device_put(jax.random.key(self.params["seed"] + 1), self.jdev)
