@@ -14,7 +14,8 @@ from gpubench.export import FIELDS
 
 def test_help_imports_no_framework():
     code = ("import sys; from gpubench.cli import build_parser; build_parser().format_help(); "
-            "heavy = [m for m in ('torch', 'tensorflow', 'cupy', 'pyopencl', 'numpy', 'plotly') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'tensorflow', 'jax', 'cupy', 'pyopencl', 'numpy', 'plotly') "
+            "if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

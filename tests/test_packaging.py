@@ -27,7 +27,7 @@ def test_every_package_is_listed():
 
 def test_builtin_backends_use_the_plugin_entry_point():
     eps = pyproject()["project"]["entry-points"]["gpubench.backends"]
-    assert {"numpy", "torch", "cupy", "opencl", "tensorflow"} <= set(eps)
+    assert {"numpy", "torch", "cupy", "opencl", "tensorflow", "jax"} <= set(eps)
 
 
 @pytest.mark.slow
