@@ -168,6 +168,7 @@ def fake_backend(monkeypatch):
 
     monkeypatch.setattr(backend, "load", load)
     monkeypatch.setattr(backend, "cupy", fake, raising=False)
+    monkeypatch.setattr(backend, "_count", backend._count, raising=False)  # restored after the test
     yield backend, fake
 
 
