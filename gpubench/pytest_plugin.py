@@ -291,7 +291,9 @@ def gpubench_case(request: pytest.FixtureRequest, gpubench_settings) -> Callable
         return case
 
     yield make
-    for case in made:
+    # Last made, first closed: each case restores the process-global state it found (its backend's
+    # case scope), so scopes must unwind in reverse, or the first case's settings would outlive it.
+    for case in reversed(made):
         case.close()
 
 

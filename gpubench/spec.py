@@ -15,7 +15,7 @@ Format::
     backends = ["numpy", "torch"] # default: every backend that implements the workload
     devices = ["cpu", "cuda"]     # device kinds or ids; default: every kind the backend drives
     dtypes = ["float32"]
-    variants = ["default"]        # default: every variant the backend has
+    variants = ["default"]        # default: every variant the backend has (on the device kinds it runs on)
     params = { size = [256, 1024] }   # each value a scalar or a list; the grid is their product
     quick = { size = [128] }      # parameters overridden by --quick
 """
@@ -265,6 +265,10 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
                                      f"(has: {', '.join(all_variants)})")
             for d, t, v, p in itertools.product(devices, dtypes, variants, grid):
                 if filters.dtypes and t not in filters.dtypes:
+                    continue
+                # A variant narrower than its backend (a CUDA graph) expands only where it runs, unless asked for.
+                runs_on = backend.variant_device_kinds(entry["workload"], v)
+                if "variants" not in entry and d.split(":")[0] not in runs_on:
                     continue
                 try:
                     spec = CaseSpec.make(entry["workload"], b, d, t, p, v, suite.name)

@@ -34,8 +34,8 @@ def test_backend_declares_variants_without_importing_cupy():
         "from gpubench.backends import get_backend\n"
         "b = get_backend('cupy')\n"
         "assert b.device_kinds == ('cuda',)\n"
-        "assert b.variants('matmul') == ('cublas', 'naive', 'tiled'), b.variants('matmul')\n"
-        "assert b.variants('saxpy') == ('elementwise', 'raw'), b.variants('saxpy')\n"
+        "assert b.variants('matmul') == ('cublas', 'naive', 'tiled', 'graph'), b.variants('matmul')\n"
+        "assert b.variants('saxpy') == ('elementwise', 'raw', 'graph'), b.variants('saxpy')\n"
         "assert {'matmul', 'saxpy'} <= set(b.workloads())\n"
         "assert 'cupy' not in sys.modules, 'declaring variants imported cupy'\n"
     )
@@ -69,7 +69,7 @@ needs_gpu = pytest.mark.skipif(_reason() is not None, reason=f"{_reason()}")
 
 
 @needs_gpu
-@pytest.mark.parametrize("variant", ["cublas", "naive", "tiled"])
+@pytest.mark.parametrize("variant", ["cublas", "naive", "tiled", "graph"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matmul_variants_are_correct(variant, dtype):
     r = run_case(CaseSpec.make("matmul", "cupy", "cuda", dtype, {"m": 100, "n": 70, "k": 33}, variant), SMALL)
@@ -79,7 +79,7 @@ def test_matmul_variants_are_correct(variant, dtype):
 
 
 @needs_gpu
-@pytest.mark.parametrize("variant", ["elementwise", "raw"])
+@pytest.mark.parametrize("variant", ["elementwise", "raw", "graph"])
 def test_saxpy_variants_are_correct(variant):
     r = run_case(CaseSpec.make("saxpy", "cupy", "cuda", "float32", {"n": 100_003}, variant), SMALL)
     assert r.status == "ok", r.error

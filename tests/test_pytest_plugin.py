@@ -316,3 +316,20 @@ def test_plugin_and_run_store_the_same_record(project, tmp_path):
     assert {k: v for k, v in from_plugin.items() if k not in measured} == \
            {k: v for k, v in from_run.items() if k not in measured}
     assert from_plugin["samples"] and from_run["samples"]
+
+
+def test_cases_made_in_one_test_restore_global_state_in_reverse(project):
+    """Two cases in one test: their backend scopes unwind last-in first-out, leaving the state found."""
+    result = run(project, """
+        import torch
+
+        def test_two_cases(gpubench_case):
+            assert torch.backends.cudnn.benchmark is False
+            gpubench_case("saxpy", "torch", params={"n": 64})
+            torch.backends.cudnn.benchmark = True  # as a cuDNN case's build sets it, inside its scope
+            gpubench_case("saxpy", "torch", params={"n": 128})
+
+        def test_after(gpubench_case):
+            assert torch.backends.cudnn.benchmark is False
+    """)
+    result.assert_outcomes(passed=2)

@@ -8,7 +8,10 @@ and the workloads it implements; everything that needs the framework (``load``, 
 Op implementations live in modules ``<ops_package>.<workload>`` exposing
 ``build(backend, spec, params, inputs, device) -> BoundOp`` and optionally ``VARIANTS``
 (a tuple of implementation names, the first being the default) and
-``unsupported(backend, spec, params, device) -> str | None``. A workload plug-in may also bring
+``unsupported(backend, spec, params, device) -> str | None``, and ``VARIANT_DEVICE_KINDS`` (variant
+name → the device kinds it can run on, for a variant narrower than its backend, such as a CUDA
+graph: suites expand it only on those kinds, and asked for elsewhere it is a skip with a reason).
+A workload plug-in may also bring
 op modules for existing backends: its :attr:`Workload.ops <gpubench.workloads.base.Workload.ops>`
 maps a backend name to such a module, used where the backend has none of its own. A plug-in
 may instead override :meth:`Backend.workloads`, :meth:`Backend.variants` and
@@ -60,6 +63,11 @@ class Backend:
         """Implementation variants of ``workload``; the first is the default."""
         module = self._ops_module(workload)
         return tuple(getattr(module, "VARIANTS", ("default",)))
+
+    def variant_device_kinds(self, workload: str, variant: str) -> tuple[str, ...]:
+        """Device kinds ``variant`` of ``workload`` runs on: all the backend drives, unless its op module narrows it."""
+        module = self._ops_module(workload)
+        return tuple(getattr(module, "VARIANT_DEVICE_KINDS", {}).get(variant, self.device_kinds))
 
     def _ops_module_name(self, workload: str) -> str | None:
         """The op module of ``workload`` for this backend: its own, else one the workload brings."""
@@ -132,6 +140,10 @@ class Backend:
             return f"{self.name}: dtype {spec.dtype} not supported on {device.id}"
         if params.get("tf32") and device.kind != "cuda":
             return f"{self.name}: tf32 applies to CUDA devices only"
+        kinds = self.variant_device_kinds(spec.workload, spec.variant)
+        if device.kind not in kinds:
+            return (f"{self.name}: variant {spec.variant!r} of {spec.workload} runs on {' or '.join(kinds)} "
+                    f"devices only, not on {device.id}")
         module = self._ops_module(spec.workload)
         check = getattr(module, "unsupported", None)
         return check(self, spec, params, device) if check else None
@@ -141,8 +153,9 @@ class Backend:
         """Context around one case (build, check and measurement): restore process-global state after it.
 
         Frameworks keep some switches per process (TF32 in torch, CuPy and TensorFlow; cuDNN's
-        autotuner): a case that sets one must not leak it into the next case of the same worker
-        or pytest session. Backends with such switches save them on entry and restore them on exit.
+        autotuner; the current CUDA device): a case that sets one must not leak it into the next
+        case of the same worker or pytest session. Backends with such switches save them on entry,
+        make ``device`` current where the framework has a notion of it, and restore both on exit.
         """
         yield
 
@@ -165,13 +178,34 @@ class Backend:
         """Synchronize and return a device array as a host NumPy array."""
         return np.asarray(handle).copy()
 
-    def copy_in(self, handle: Any, array: np.ndarray, device: DeviceInfo) -> None:
-        """Copy a host array into an existing device array of the same shape (dtype converted)."""
-        np.copyto(handle, array, casting="unsafe")
+    # ``include_transfer`` times copies only: every dtype conversion happens outside the timed calls.
+    # ``host_input`` converts a host input to the device array's dtype once, before timing;
+    # ``copy_in`` then copies it as is. ``host_output`` allocates a host buffer of the device
+    # array's dtype once; ``copy_out`` copies into it as is, and ``host_array`` converts it for the
+    # check after the timing.
+    def host_input(self, handle: Any, array: np.ndarray, device: DeviceInfo) -> Any:
+        """A host copy of ``array`` in the dtype of device array ``handle``: what :meth:`copy_in` copies."""
+        return np.ascontiguousarray(array, dtype=handle.dtype).copy()
 
-    def copy_out(self, handle: Any, array: np.ndarray, device: DeviceInfo) -> None:
-        """Copy a device array into an existing host array, returning once the data is in host memory."""
-        np.copyto(array, handle, casting="unsafe")
+    def host_output(self, handle: Any, device: DeviceInfo) -> Any:
+        """A host buffer of the shape and dtype of device array ``handle``: where :meth:`copy_out` copies to."""
+        return np.empty(handle.shape, handle.dtype)
+
+    def host_array(self, host: Any) -> np.ndarray:
+        """A :meth:`host_output` buffer as a NumPy array for the check (widened where NumPy lacks the dtype)."""
+        return np.array(host, copy=True)
+
+    def nbytes(self, handle: Any) -> int:
+        """Bytes of a device or host array."""
+        return int(handle.nbytes)
+
+    def copy_in(self, handle: Any, host: Any, device: DeviceInfo) -> None:
+        """Copy ``host`` (from :meth:`host_input`: same dtype) into the existing device array ``handle``."""
+        np.copyto(handle, host)
+
+    def copy_out(self, handle: Any, host: Any, device: DeviceInfo) -> None:
+        """Copy device array ``handle`` into ``host`` (from :meth:`host_output`), returning once the data is there."""
+        np.copyto(host, handle)
 
     def synchronize(self, device: DeviceInfo) -> None:
         """Wait until all work queued on ``device`` has finished (no-op for synchronous CPU backends)."""

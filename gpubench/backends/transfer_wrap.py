@@ -7,11 +7,17 @@ a user gets when the data starts and ends in host memory also pays the copies. W
 1. copies each input named in ``BoundOp.device_inputs`` from ordinary (pageable) host memory
    into the device array the op reads (:meth:`Backend.copy_in`),
 2. runs the op, and
-3. copies ``BoundOp.device_output`` back into a preallocated host array
+3. copies ``BoundOp.device_output`` back into a preallocated host buffer
    (:meth:`Backend.copy_out`, which returns only when the data is in host memory),
 
 timed with a synchronized host clock. The op therefore computes on the data just copied, and
 the checked output is the one that came back to the host.
+
+Only the copies are timed, never a dtype conversion: the host inputs are converted to the device
+arrays' dtypes once, before timing (:meth:`Backend.host_input`), the output lands in a host buffer
+of the device's dtype (:meth:`Backend.host_output`) and is widened for the check only afterwards
+(:meth:`Backend.host_array`). A float16 or bfloat16 case therefore moves 2 bytes per element each
+way, as an application keeping its data in that dtype would.
 
 On a device of kind ``cpu`` (NumPy, PyTorch or TensorFlow on the CPU) the host memory *is* the
 device memory: there is nothing to copy, and the case runs exactly as without the flag (noted
@@ -53,24 +59,27 @@ def end_to_end(backend: Any, spec: CaseSpec, op: BoundOp, inputs: dict[str, np.n
             isinstance(h, np.ndarray) for h in (*op.device_inputs.values(), current_output())):
         raise Unavailable(f"{backend.name}: no copy_in/copy_out for its device arrays, "
                           "so include_transfer cannot run")
-    # Private host copies: the op may update its inputs in place (saxpy), the host side never is.
-    hosts = {name: np.ascontiguousarray(inputs[name]).copy() for name in op.device_inputs}
-    # A host array of the output's shape and host dtype, allocated once, outside the timing.
-    host_out = np.empty_like(backend.download(current_output()))
-    pairs: list[tuple[Any, np.ndarray]] = [(h, hosts[name]) for name, h in op.device_inputs.items()]
+    # Host-side sources in the device dtype, converted once, outside the timing; private copies,
+    # since the op may update its inputs in place (saxpy) and the host side never is.
+    hosts = {name: backend.host_input(h, inputs[name], device) for name, h in op.device_inputs.items()}
+    # A host buffer of the output's shape and device dtype, allocated once, outside the timing.
+    host_out = backend.host_output(current_output(), device)
+    pairs: list[tuple[Any, Any]] = [(h, hosts[name]) for name, h in op.device_inputs.items()]
     copy_in, copy_out, inner = backend.copy_in, backend.copy_out, op.call
 
     def call() -> None:
-        for handle, array in pairs:
-            copy_in(handle, array, device)
+        for handle, host in pairs:
+            copy_in(handle, host, device)
         inner()
         copy_out(current_output(), host_out, device)
 
-    moved = sum(a.nbytes for a in hosts.values())
+    moved = sum(backend.nbytes(h) for h in hosts.values())
+    out_bytes = backend.nbytes(current_output())  # the host buffer has its dtype and shape
     metrics = dict(op.metrics)
     metrics["include_transfer"] = (f"each call copies {', '.join(hosts)} host→device "
-                                   f"({moved} bytes, pageable) and the output device→host ({host_out.nbytes} bytes)")
-    return BoundOp(call=call, result=lambda: host_out.copy(),
+                                   f"({moved} bytes, pageable) and the output device→host ({out_bytes} bytes); "
+                                   "dtype conversions outside the timing")
+    return BoundOp(call=call, result=lambda: backend.host_array(host_out),
                    timer=HostTimer(lambda: backend.synchronize(device)), close=op.close,
                    sources=dict(op.sources), metrics=metrics,
                    device_inputs=op.device_inputs, device_output=op.device_output)

@@ -1,7 +1,10 @@
-"""CuPy matmul variants: cuBLAS (``cupy.matmul``), and the naive and shared-memory tiled CUDA kernels.
+"""CuPy matmul variants: cuBLAS (``cupy.matmul``), the naive and shared-memory tiled CUDA kernels, and
+``graph``: the cuBLAS call captured once into a CUDA graph (stream capture) and replayed per call,
+so that a small product's device time is not hidden behind the host's per-call launch cost.
 
-``tf32`` applies to the cuBLAS variant: CuPy's float32 compute type is switched to TF32 through
-the same setting the ``CUPY_TF32`` environment variable controls.
+``tf32`` applies to the cuBLAS calls (``cublas`` and ``graph``): CuPy's float32 compute type is
+switched to TF32 (the setting the ``CUPY_TF32`` environment variable controls) for the case by
+:meth:`~gpubench.backends.cupy_backend.CupyBackend.case_scope`, and restored after it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 
 from gpubench.backends.base import BoundOp
 
-VARIANTS = ("cublas", "naive", "tiled")
+VARIANTS = ("cublas", "naive", "tiled", "graph")
 KERNELS = {"naive": "cuda/matmul_naive.cu", "tiled": "cuda/matmul_tiled.cu"}
 #: Thread-block edge: 16 for the naive kernel, TILE (32) for the tiled one (matches the .cu default).
 BLOCK = {"naive": 16, "tiled": 32}
@@ -28,12 +31,6 @@ def unsupported(backend, spec, params, device):
     return None
 
 
-def _set_tf32(enabled: bool) -> None:
-    from cupy._core import _routines_linalg as linalg
-
-    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
-
-
 def build(backend, spec, params, inputs, device):
     """Upload A and B, allocate C, and bind the variant's launch."""
     cupy = backend.cupy
@@ -43,10 +40,14 @@ def build(backend, spec, params, inputs, device):
     m, n, k = params["m"], params["n"], params["k"]
     c = cupy.empty((m, n), dtype=a.dtype)
     sources: dict[str, str] = {}
-    if spec.variant == "cublas":
-        if spec.dtype == "float32":
-            _set_tf32(bool(params.get("tf32")))
+    metrics: dict[str, str] = {}
+    if spec.variant in ("cublas", "graph"):
         call = functools.partial(cupy.matmul, a, b, out=c)
+        if spec.variant == "graph":
+            from gpubench.backends.cupy_backend import capture_graph
+
+            call = capture_graph(cupy, backend.index(device), call).launch
+            metrics["cuda_graph"] = "one captured cupy.matmul (cuBLAS) launched per call"
     else:
         relpath = KERNELS[spec.variant]
         module, source = backend.module(device, relpath)
@@ -66,4 +67,4 @@ def build(backend, spec, params, inputs, device):
         cupy.get_default_memory_pool().free_all_blocks()
 
     return BoundOp(call=call, result=lambda: backend.download(c), timer=backend.timer(device), close=close,
-                   sources=sources, device_inputs={"a": a, "b": b}, device_output=c)
+                   sources=sources, metrics=metrics, device_inputs={"a": a, "b": b}, device_output=c)

@@ -8,6 +8,7 @@ Devices are ``opencl:P:D`` (platform P, device D), also selectable by a name fra
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -43,6 +44,56 @@ class OpenclEventTimer:
         self.last_host_s = self.host_clock() - h0
         events[-1].wait()
         return (events[-1].profile.end - events[0].profile.start) * 1e-9
+
+
+#: Work-items per work-group gpubench's one-output-per-work-item kernels aim for: a multiple of
+#: every GPU's warp or wavefront (32, 64), within every device's limit met so far.
+PREFERRED_WORK_GROUP = 256
+#: Work-items along dimension 0 (neighbouring outputs in memory) a group keeps where the range
+#: allows, so that a warp reads and writes contiguous memory.
+CONTIGUOUS_ITEMS = 32
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+def _pow2_ceil(n: int) -> int:
+    return 1 << (max(1, int(n)) - 1).bit_length()
+
+
+def work_group(global_size: tuple[int, ...], limit: int,
+               max_item_sizes: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """An explicit work-group size for ``global_size`` and the global size rounded up to it.
+
+    Left to the driver (``local_size=None``), NVIDIA's OpenCL picks a divisor of the global size,
+    which for an odd size can be a handful of work-items. Instead: powers of two, as many
+    work-items as allowed up to :data:`PREFERRED_WORK_GROUP` (``limit`` is the smaller of the
+    device's ``max_work_group_size`` and the kernel's ``WORK_GROUP_SIZE``), at least
+    :data:`CONTIGUOUS_ITEMS` along dimension 0 where the range has them, and among those the
+    shape that leaves the fewest padding work-items idle (ties: the longest low dimensions). The
+    kernels return early for work-items past their range. Returns ``(global, local)``.
+    """
+    dims = len(global_size)
+    item_caps = tuple(max_item_sizes or (limit,) * dims)[:dims]
+    budget = _pow2_floor(min(PREFERRED_WORK_GROUP, limit))
+    choices = []
+    for dim, (g, cap) in enumerate(zip(global_size, item_caps)):
+        top = min(_pow2_ceil(g), budget, _pow2_floor(cap))
+        floor = min(top, CONTIGUOUS_ITEMS) if dim == 0 else 1
+        choices.append([1 << e for e in range(floor.bit_length() - 1, top.bit_length())])
+    best_key, best = None, None
+    for local in itertools.product(*choices):
+        size = int(np.prod(local))
+        if size > budget:
+            continue
+        padded = int(np.prod([-(-g // n) * n for g, n in zip(global_size, local)]))
+        key = (-size, padded, tuple(-n for n in local))
+        if best_key is None or key < best_key:
+            best_key, best = key, local
+    local = tuple(int(n) for n in best)
+    padded_global = tuple(-(-g // n) * n for g, n in zip(global_size, local))
+    return padded_global, local
 
 
 def kernel_source(relpath: str) -> str:
@@ -140,6 +191,14 @@ class OpenclBackend(Backend):
                                                 source, options, relpath)
         return self._programs[key], source
 
+    def launch_shape(self, device: DeviceInfo, kernel, global_size: tuple[int, ...]):
+        """``(global, local)`` for ``kernel`` over ``global_size``: see :func:`work_group`."""
+        cl = self.cl
+        dev = self._cl_devices[device.id]
+        limit = min(int(dev.max_work_group_size),
+                    int(kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, dev)))
+        return work_group(tuple(int(g) for g in global_size), limit, tuple(int(n) for n in dev.max_work_item_sizes))
+
     def bind_kernel(self, device: DeviceInfo, kernel, global_size, local_size, *, inputs: dict, output,
                     sources: dict[str, str], resident: tuple = ()) -> BoundOp:
         """A ready op that enqueues ``kernel`` (arguments already set) and returns its event per call.
@@ -172,13 +231,13 @@ class OpenclBackend(Backend):
         """Wait for the buffer's pending writes and return a host copy."""
         return handle.get()
 
-    def copy_in(self, handle, array, device):
-        """Copy a host array into an existing device buffer (blocking; dtype converted)."""
-        handle.set(np.ascontiguousarray(array, dtype=handle.dtype))
+    def copy_in(self, handle, host, device):
+        """Copy a host array of the same dtype into an existing device buffer (blocking)."""
+        handle.set(host)
 
-    def copy_out(self, handle, array, device):
-        """Copy a device buffer into an existing host array; returns once the data is there."""
-        handle.get(ary=array)
+    def copy_out(self, handle, host, device):
+        """Copy a device buffer into a host array of the same dtype; returns once the data is there."""
+        handle.get(ary=host)
 
     def synchronize(self, device):
         """Wait until every command queued on ``device`` has finished."""

@@ -1,7 +1,9 @@
 """OpenCL conv2d: the direct convolution kernel ``kernels/opencl/conv2d.cl``, one work-item per output.
 
 The layout is a build option (``-DNHWC``); for NHWC the filters are reordered once to K×R×S×C
-so the innermost loop reads input and filters contiguously.
+so the innermost loop reads input and filters contiguously. The work-group size is explicit
+(:func:`~gpubench.backends.opencl_backend.work_group`) and the range rounded up to it; the kernel
+skips work-items past the output in every dimension.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def build(backend, spec, params, inputs, device):
     kernel = cl.Kernel(prg, "conv2d")
     i32 = np.int32
     kernel.set_args(x.data, wt.data, y.data, *(i32(v) for v in (n, c, h, w, k, r, s, p, q, stride, params["padding"])))
-    global_size = (k, q, n * p) if nhwc else (q, p, n * k)
-
-    return backend.bind_kernel(device, kernel, global_size, None, inputs={"x": x}, output=y, resident=(wt,),
-                               sources={f"kernels/{KERNEL}": source})
+    global_size, local_size = backend.launch_shape(device, kernel, (k, q, n * p) if nhwc else (q, p, n * k))
+    op = backend.bind_kernel(device, kernel, global_size, local_size, inputs={"x": x}, output=y, resident=(wt,),
+                             sources={f"kernels/{KERNEL}": source, "opencl:launch": f"local {local_size}"})
+    op.metrics["work_group"] = {"global": list(global_size), "local": list(local_size)}
+    return op

@@ -3,16 +3,50 @@
 TensorFlow's ``/GPU:N`` is gpubench's ``cuda:N``. Memory growth is switched on for every GPU
 before first use, so TensorFlow does not reserve the whole GPU beside other backends. GPU work is
 asynchronous: the host timer brackets each loop with ``tf.test.experimental.sync_devices()``.
+
+**Copies between host and GPU.** TensorFlow's eager runtime *mirrors* a tensor: the first time a
+tensor handle is copied to another device, the copy is cached on that handle and every later copy
+of the same handle to that device reuses it without moving a byte (``LocalEagerCopyToDevice`` in
+``tensorflow/core/common_runtime/eager/execute.cc`` returns the handle when
+``HasLocalMirror(device)``). A timed copy must therefore start from a *new* handle each call:
+:func:`fresh_copy` first makes one with ``tf.identity`` on the source's own device (a new handle
+on the same buffer, no bytes moved), then copies that handle with ``tf.identity`` on the target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+
+import numpy as np
 
 from gpubench.backends.base import Backend, DeviceInfo
 from gpubench.errors import Unavailable, require
 
 TF_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+HOST = "/CPU:0"
+
+
+def fresh_copy(tf, tensor, source: str, target: str):
+    """Copy ``tensor`` (on device ``source``) to device ``target``, really moving its bytes every call.
+
+    ``tf.identity`` on ``source`` returns a new handle on the same buffer (no copy, no mirrors
+    yet); ``tf.identity`` of that handle on ``target`` then has no cached mirror to reuse and copies.
+    """
+    with tf.device(source):
+        alias = tf.identity(tensor)
+    with tf.device(target):
+        return tf.identity(alias)
+
+
+class HostSlot:
+    """The host side of a ``copy_out``: TensorFlow tensors are immutable, so each copy replaces ``tensor``."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
 
 
 class TensorflowBackend(Backend):
@@ -79,6 +113,21 @@ class TensorflowBackend(Backend):
                 t = tf.cast(t, getattr(tf, dtype))
         return t
 
+    @contextlib.contextmanager
+    def case_scope(self, spec, device):
+        """Restore TensorFlow's TF32 switch and Keras' float type (MNIST sets it) after each case."""
+        tf = self.tf
+        tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+        # Keras is imported only by cases that use it (MNIST); otherwise nothing can change its state.
+        keras = tf.keras if spec.workload == "mnist" else sys.modules.get("keras")
+        floatx = keras.backend.floatx() if keras is not None and hasattr(keras, "backend") else None
+        try:
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(tf32)
+            if floatx is not None:
+                keras.backend.set_floatx(floatx)
+
     def download(self, tensor):
         """Wait for the tensor and return a NumPy copy (bfloat16 widened to float32)."""
         tf = self.tf
@@ -87,6 +136,50 @@ class TensorflowBackend(Backend):
         if tensor.dtype == tf.bfloat16:
             tensor = tf.cast(tensor, tf.float32)
         return tensor.numpy().copy()
+
+    # --- include_transfer: copies only, conversions outside the timing --------------------------
+    def host_input(self, handle, array, device):
+        """A host tensor holding ``array`` in the device variable's dtype (converted once, before timing)."""
+        tf = self.tf
+        with tf.device(HOST):
+            t = tf.constant(np.ascontiguousarray(array))
+            if t.dtype != handle.dtype:
+                t = tf.cast(t, handle.dtype)
+        return t
+
+    def host_output(self, handle, device):
+        """A :class:`HostSlot` for the output's host copy."""
+        return HostSlot(None)
+
+    def host_array(self, host):
+        """The host copy as NumPy (bfloat16 widened to float32, after the timing)."""
+        return self.download(host.tensor)
+
+    def nbytes(self, handle):
+        """Bytes of a tensor or variable."""
+        return int(np.prod(handle.shape, dtype=np.int64)) * handle.dtype.size
+
+    def copy_in(self, handle, host, device):
+        """Copy a host tensor of the same dtype into device variable ``handle`` (a real copy every call).
+
+        ``assign`` runs on the variable's device; its host input is a new handle each call
+        (:func:`fresh_copy`'s first step), so the runtime copies it rather than reusing a mirror.
+        """
+        tf = self.tf
+        if not isinstance(handle, tf.Variable):
+            raise TypeError("tensorflow: copy_in needs a tf.Variable (tensors are immutable)")
+        with tf.device(HOST):
+            alias = tf.identity(host)
+        handle.assign(alias)
+
+    def copy_out(self, handle, host, device):
+        """Copy device tensor or variable ``handle`` into ``host`` (a :class:`HostSlot`), a real copy every call."""
+        tf = self.tf
+        source = self.tf_device(device)
+        if isinstance(handle, tf.Variable):
+            with tf.device(source):
+                handle = handle.read_value()
+        host.tensor = fresh_copy(tf, handle, source, HOST)
 
     def synchronize(self, device):
         """Block until pending device work has finished (GPUs run asynchronously)."""

@@ -20,7 +20,8 @@ def unsupported(backend, spec, params, device):
 def build(backend, spec, params, inputs, device):
     """Trace the convolution once; each call runs the graph and returns a new device tensor."""
     tf = backend.tf
-    # TensorFlow enables TF32 by default on Ampere+ GPUs: float32 cases are checked as float32.
+    # TensorFlow enables TF32 by default on Ampere+ GPUs: float32 cases are checked as float32
+    # (TensorflowBackend.case_scope restores the switch after the case).
     tf.config.experimental.enable_tensor_float_32_execution(False)
     name = backend.tf_device(device)
     stride, pad = params["stride"], params["padding"]
@@ -28,6 +29,7 @@ def build(backend, spec, params, inputs, device):
     w = backend.upload(inputs["w"].transpose(2, 3, 1, 0).copy(), device, spec.dtype)
     with tf.device(name):
         x = tf.Variable(x0, trainable=False)
+        del x0
     if params["layout"] == "NHWC":
         fmt, strides, padding = "NHWC", [1, stride, stride, 1], [[0, 0], [pad, pad], [pad, pad], [0, 0]]
     else:

@@ -4,6 +4,11 @@ TensorFlow has no API to allocate pinned host memory, and an identity on the sam
 forward its input buffer instead of copying, so only pageable ``h2d`` and ``d2h`` are measured;
 pinned memory and ``d2d`` are skipped with that reason. Each call makes a new destination tensor
 (TensorFlow tensors are immutable); the check compares the last one with the source bytes.
+
+Each call copies from a *new* handle on the source buffer (:func:`fresh_copy`): TensorFlow's
+eager runtime caches the first copy of a handle to a device as a mirror and reuses it, so copying
+the same source handle again would move no bytes at all (a 1 GiB copy would read as tens of TB/s,
+and the bit-exact check would still pass).
 """
 
 from __future__ import annotations
@@ -24,22 +29,20 @@ def unsupported(backend, spec, params, device):
 
 def build(backend, spec, params, inputs, device):
     """Bind one copy per call: host tensor → GPU (h2d) or GPU tensor → host (d2h)."""
+    from gpubench.backends.tensorflow_backend import HOST, fresh_copy
+
     tf = backend.tf
     gpu = backend.tf_device(device)
-    host = "/CPU:0"
-    with tf.device(host):
+    with tf.device(HOST):
         host_src = tf.constant(inputs["src"])
     if params["direction"] == "h2d":
-        src, target = host_src, gpu
+        src, source, target = host_src, HOST, gpu
     else:
-        with tf.device(gpu):
-            src = tf.identity(host_src)
-        target = host
+        src, source, target = fresh_copy(tf, host_src, HOST, gpu), gpu, HOST
     last = {}
 
     def call():
-        with tf.device(target):
-            last["dst"] = tf.identity(src)
+        last["dst"] = fresh_copy(tf, src, source, target)
 
     def result():
         backend.synchronize(device)

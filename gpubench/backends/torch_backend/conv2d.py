@@ -14,7 +14,6 @@ def build(backend, spec, params, inputs, device):
     """Bind ``F.conv2d(x, w, stride, padding)`` on the device."""
     torch = backend.torch
     if device.kind == "cuda":
-        torch.cuda.set_device(device.id)
         # Let cuDNN time its algorithms on the first calls (the harness warm-up absorbs that)
         # and keep float32 convolutions in true float32, as the reference checks them.
         torch.backends.cudnn.benchmark = True

@@ -102,7 +102,6 @@ def build(backend, spec, params, inputs, device):
     """Model, optimizer and data on the device (cuDNN autotuned, TF32 off: checked as true float32)."""
     torch = backend.torch
     if device.kind == "cuda":
-        torch.cuda.set_device(device.id)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False

@@ -20,7 +20,6 @@ def unsupported(backend, spec, params, device):
 def build(backend, spec, params, inputs, device):
     """Bind one copy per call between host (pageable or pinned) and device, or device and device."""
     torch = backend.torch
-    torch.cuda.set_device(device.id)
     src_np = inputs["src"]
     direction = params["direction"]
 
