@@ -4,7 +4,7 @@ Command modules import only the standard library at module level (``gpubench --h
 all of them).
 """
 
-COMMANDS = ("run", "list", "env", "show", "export", "report", "compare", "calibrate", "import")
+COMMANDS = ("run", "list", "env", "show", "export", "report", "history", "compare", "calibrate", "import")
 
 
 def add_store_argument(parser) -> None:

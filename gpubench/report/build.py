@@ -11,21 +11,17 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from gpubench import __version__
 from gpubench.datasheet import datasheet_for
 from gpubench.report import analysis, charts
-from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
+from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
+from gpubench.report.page import assemble
 from gpubench.store import ResultStore
 from gpubench.tables import fmt_bytes
-
-
-def _resource(name: str) -> str:
-    return (files("gpubench.report") / name).read_text(encoding="utf-8")
 
 
 class Page:
@@ -336,8 +332,6 @@ def _problems(page: Page, runs: list[RunData]) -> None:
 
 def render(runs: list[RunData]) -> str:
     """The complete HTML document for ``runs``."""
-    import plotly.offline
-
     for i, run in enumerate(runs):
         for r in run.rows:
             r["run_index"] = i
@@ -354,23 +348,13 @@ def render(runs: list[RunData]) -> str:
     _problems(page, runs)
 
     labels = ", ".join(f"{r.label} ({r.info.suite})" for r in runs)
-    first = runs[0].info
-    title = f"gpubench report: {labels}"
+    first = runs[0]
     subtitle = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} · " +
                 " · ".join(f"{r.label}: suite {r.info.suite}, {r.info.started_at}, {r.info.status}" for r in runs))
-    nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in page.nav)
-    errjs, appjs = _resource("errors.js"), _resource("app.js")
-    plotlyjs = plotly.offline.get_plotlyjs()
-    parts = {
-        "TITLE": esc(title), "HEADING": esc("gpubench report"), "SUBTITLE": esc(subtitle), "NAV": nav,
-        "BODY": "\n".join(page.sections),
-        "FOOTER": esc(f"made by gpubench {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S')} · "
-                      f"command of {first.label}: {first.command or '-'}"),
-        "DATA": script_json({"figures": page.figures, "table": table_data}),
-        "ERRJS": errjs, "PLOTLYJS": plotlyjs, "APPJS": appjs, "CSP": csp_meta([errjs, plotlyjs, appjs]),
-    }
-    template = _resource("template.html")
-    return re.sub(r"\$([A-Z]+)", lambda m: parts[m.group(1)], template)
+    footer = (f"made by gpubench {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S')} · "
+              f"command of {first.label}: {first.info.command or '-'}")
+    return assemble(title=f"gpubench report: {labels}", subtitle=subtitle, nav=page.nav,
+                    body="\n".join(page.sections), footer=footer, figures=page.figures, table=table_data)
 
 
 def default_output(runs: list[RunData]) -> Path:

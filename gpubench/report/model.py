@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpubench.envinfo import machine_key
 from gpubench.export import workload_unit
 from gpubench.records import CaseResult
 from gpubench.stats import median_ci95
@@ -49,13 +50,6 @@ def case_modes(workload: str, params: dict[str, Any], dtype: str) -> dict[str, A
         "compute_dtype": w.compute_dtype(params, dtype) if w is not None else dtype, "problem": problem,
         "plain": plain, "end_to_end": bool(params.get(INCLUDE_TRANSFER)),
     }
-
-
-def machine_key(env: dict[str, Any]) -> tuple:
-    """What identifies a machine across runs: host name, CPU model and GPU names."""
-    cpu = (env.get("cpu") or {}).get("model", "")
-    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
-    return (str(env.get("hostname", "")), str(cpu), gpus)
 
 
 def device_kind(env: dict[str, Any], backend: str, device: str) -> str:
