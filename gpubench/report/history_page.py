@@ -93,8 +93,8 @@ def history_figure(hist: CaseHistory, multi_machine: bool) -> dict[str, Any]:
         "showlegend": False, "hovermode": "closest", "shapes": shapes, "annotations": notes,
         "xaxis": {"title": {"text": "run (oldest first), labelled by commit"}, "tickvals": ticks,
                   "ticktext": [plot_text(pts[i].label) + f"<br>run {pts[i].run_id}" for i in ticks],
-                  "range": [-0.6, len(pts) - 0.4], "tickangle": 0, "showline": True, "linecolor": "#888", "gridcolor": "#eee",
-                  "zeroline": False},
+                  "range": [-0.6, len(pts) - 0.4], "tickangle": 0, "showline": True, "linecolor": "#888",
+                  "gridcolor": "#eee", "zeroline": False},
         "yaxis": {"title": {"text": f"median time per call ({unit})"}, "rangemode": "tozero", "showline": True,
                   "linecolor": "#888", "gridcolor": "#e8e8e8", "zeroline": False},
     }
