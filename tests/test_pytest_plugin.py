@@ -216,6 +216,9 @@ def test_unavailable_device_and_markers_skip_with_reasons(project, tmp_path):
         "SKIPPED*asyncbe: drives no GPU*",
         "SKIPPED*numpy: drives no cuda device*",
     ])
+    # Each skip is reported at the user's test, not at the plugin's line.
+    skips = [ln for ln in result.stdout.lines if ln.startswith("SKIPPED")]
+    assert len(skips) == 5 and all("test_it.py:" in ln and "pytest_plugin" not in ln for ln in skips), skips
     [row] = store_rows(store)
     assert row["status"] == "skipped" and row["error"] == "torch: no cuda device found"
 
