@@ -22,7 +22,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic_results import calibration_run, synthetic_run  # noqa: E402
+from history_store import history_store  # noqa: E402
+from synthetic_results import calibration_run, cpu_machine_runs, synthetic_run  # noqa: E402
 
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
 from gpubench.report.build import build_report  # noqa: E402
@@ -277,3 +278,57 @@ def test_injected_names_stay_text_in_the_browser(report, tmp_path):
     # The names are on the page, as text.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert "&lt;img src=x" in dom
+
+
+# --- layout: nothing covers anything ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_sections_and_plots_do_not_overlap(report, tmp_path, width):
+    path, _ = report
+    boxes = layout_boxes(path, tmp_path, width)
+    assert len(boxes["plots"]) >= 8 and len(boxes["sections"]) >= 6
+    assert layout_problems(boxes) == []
+
+
+def test_a_cpu_machine_report_lays_out_cleanly(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        matmul, mnist, _ = cpu_machine_runs(store)
+        path, _ = build_report(store, [str(matmul), str(mnist)], tmp_path / "r.html")
+    dom, console = open_in_browser(path, tmp_path)
+    assert console == [] and page_errors(dom) == 0 and all(parse(dom).plots.values())
+    assert "1 run" in dom  # one-sample MNIST cases, in the table the page draws
+    boxes = layout_boxes(path, tmp_path)
+    assert layout_problems(boxes) == []
+    # The accuracy chart keeps its x axis and legend: every one of its points is inside its plot area.
+    acc = next(p for p in boxes["plots"] if p["legend"] and len(p["points"]) >= 9)
+    assert acc["xticks"] and acc["xtitle"]
+    area = acc["area"][0]
+    assert all(inside(pt, area, tol=6) for pt in acc["points"])
+
+
+def test_the_layout_check_catches_a_legend_that_overflows(tmp_path):
+    from gpubench.report.page import assemble
+
+    names = [f"series number {i} with a long descriptive name" for i in range(16)]
+    fig = {"id": "fig0", "data": [{"type": "scatter", "x": [1, 2], "y": [i, i + 1], "name": n}
+                                  for i, n in enumerate(names)],
+           "layout": {"height": 320, "legend": {"orientation": "h", "y": -0.2}}}  # no fit_legend
+    body = '<section id="a"><div class="plot" id="fig0"></div></section><section id="b"><p>next</p></section>'
+    page = tmp_path / "broken.html"
+    page.write_text(assemble(title="t", subtitle="", nav=[], body=body, footer="", figures=[fig]))
+    problems = layout_problems(layout_boxes(page, tmp_path))
+    assert any("legend" in p for p in problems), problems
+
+
+def test_history_page_renders_cleanly(tmp_path, cli):
+    store = tmp_path / "h.sqlite"
+    history_store(store, n_runs=9, step_at=5).close()
+    out = tmp_path / "history.html"
+    code, _, err = cli("history", "--store", str(store), "-o", str(out))
+    assert code == 0, err
+    dom, console = open_in_browser(out, tmp_path)
+    assert console == [] and page_errors(dom) == 0
+    found = parse(dom)
+    assert len(found.plots) == 4 and all(found.plots.values())
+    assert layout_problems(layout_boxes(out, tmp_path)) == []

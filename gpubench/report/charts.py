@@ -182,11 +182,9 @@ def log_axis(values: list[float], kind: str = "number", suffix: str = "") -> dic
     rlo, rhi = math.log10(lo) - pad, math.log10(hi) + pad
     ticks: list[float] = []
     if kind == "bytes":
-        e0, e1 = math.ceil(rlo / math.log10(2)), math.floor(rhi / math.log10(2))
-        step = 1
-        while (e1 - e0) // step + 1 > 8:
-            step *= 2
-        ticks = [2.0 ** e for e in range(e0 - e0 % step, e1 + 1, step) if rlo <= e * math.log10(2) <= rhi]
+        e0, e1 = math.ceil(math.log2(lo) - 1e-9), math.floor(math.log2(hi) + 1e-9)
+        step = next((k for k in (1, 2, 3, 5, 10, 20) if (e1 - e0) // k + 1 <= 8), 30)
+        ticks = sorted(2.0 ** e for e in range(e1, e0 - 1, -step))  # from the largest down: it is labelled
         labels = [bytes_text(t) for t in ticks]
     else:
         span = rhi - rlo
