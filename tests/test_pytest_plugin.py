@@ -244,7 +244,7 @@ def test_bad_case_arguments_fail_with_one_line(project):
             gpubench_case("nosuch", "numpy").run(benchmark)
     """)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines_random(["*gpubench: matmul: m must be >= 1, got 0*",
+    result.stdout.fnmatch_lines_random(["*gpubench: matmul: size must be >= 1, got 0*",
                                         "*gpubench: unknown workload 'nosuch'*"])
 
 

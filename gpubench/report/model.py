@@ -203,8 +203,15 @@ def _series_text(row: dict[str, Any]) -> str:
 
 def _with_quality(ceilings: list[dict[str, Any]], run: RunInfo) -> list[dict[str, Any]]:
     """Each ceiling with its ``quality``: as stored, else ``provisional`` for a ``calibrate --quick`` run
-    (stores older than the quality column), else ``measured``."""
-    quick = "--quick" in (run.command or "").split()
+    (told by its command or its quick harness settings, in stores older than the quality column), else
+    ``measured``."""
+    from dataclasses import asdict
+
+    from gpubench.profile import QUICK
+
+    settings = run.settings or {}
+    quick = ("--quick" in (run.command or "").split()
+             or all(settings.get(k) == v for k, v in asdict(QUICK).items()))
     return [{**c, "quality": c.get("quality") or ("provisional" if quick else "measured")} for c in ceilings]
 
 
