@@ -46,5 +46,6 @@ def run(args) -> int:
     print(f"{len(histories)} cases across {len(runs)} runs; {len(changes)} change(s)")
     for h, c in changes:
         print(f"  {h.title}: {change_text(c)} {c.commit_range()}")
+    sys.stdout.flush()
     print(f"wrote {path}", file=sys.stderr)
     return 0

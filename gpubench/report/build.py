@@ -121,6 +121,14 @@ def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
         text = "; ".join(f"{k} {v}" for k, v in facts)
         dev_text = "devices: " + ", ".join(devs) if devs else ""
         rows.append([f"backend {name}", "; ".join(x for x in (text, dev_text) if x)])
+    git = env.get("git") if isinstance(env.get("git"), dict) else {}
+    for who, facts in (("project code", git.get("project")), ("gpubench", git.get("gpubench"))):
+        if isinstance(facts, dict) and (facts.get("commit") or facts.get("version")):
+            short = str(facts.get("short") or "")
+            text = f"{facts['branch']}@{short}" if facts.get("branch") and short else short
+            text += " (uncommitted changes)" if facts.get("dirty") and short else ""
+            text = ", ".join(x for x in (f"version {facts['version']}" if facts.get("version") else "", text) if x)
+            rows.append([who, text])
     libs = env.get("libraries") or {}
     if libs:
         rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in sorted(libs.items()))])
