@@ -136,10 +136,11 @@ def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
         rows.append(["environment", ", ".join(f"{k}={v}" for k, v in sorted(env["env_vars"].items()))])
     html_out = table(["", ""], rows)
     if ceilings:
-        crow = [[c["device"], c["kind"], c.get("dtype") or "", f"{c['value']:.4g} {c['unit']}", c.get("method", "")]
+        crow = [[c["device"], c["kind"], c.get("dtype") or "", f"{c['value']:.4g} {c['unit']}",
+                 charts.QUALITY_TEXT.get(c.get("quality", "measured"), str(c.get("quality"))), c.get("method", "")]
                 for c in ceilings]
         html_out += "<h3>Measured ceilings (gpubench calibrate)</h3>" + table(
-            ["device", "ceiling", "dtype", "value", "how"], crow, cls="cases")
+            ["device", "ceiling", "dtype", "value", "source", "how"], crow, cls="cases")
     names = [str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict)]
     sheet_rows = []
     for n in dict.fromkeys(names):
