@@ -13,11 +13,13 @@ Pure Python: no SciPy needed.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
+from gpubench.envinfo import machine_key
 from gpubench.records import CaseResult, CaseSpec
-from gpubench.store import RunInfo
+from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
 from gpubench.tables import fmt_time, render
 
 LABELS = ("slower", "faster", "same", "not comparable")
@@ -117,6 +119,19 @@ class Comparison:
     threshold_pct: float
     alpha: float
     cases: list[CaseComparison] = field(default_factory=list)
+    base_text: str = ""
+    """What the base is when it is not one run (``median of the last 5 runs of this machine: runs 3-7``)."""
+
+    @property
+    def shared(self) -> int:
+        """How many cases both sides have (0: the two runs have nothing to compare)."""
+        return sum(1 for c in self.cases if c.base is not None and c.new is not None)
+
+    def describe_base(self) -> str:
+        """``run 3 (matmul, 2026-...)`` or the history base's description."""
+        if self.base_text:
+            return self.base_text
+        return f"run {self.base.id} ({self.base.suite}, {self.base.started_at})"
 
     @property
     def regressions(self) -> list[CaseComparison]:
@@ -129,8 +144,9 @@ class Comparison:
 
 
 def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.0,
-                    alpha: float = 0.05) -> CaseComparison:
-    """Label one pair of results of the same spec."""
+                    alpha: float = 0.05, base_median: float | None = None) -> CaseComparison:
+    """Label one pair of results of the same spec (``base_median`` replaces the base's own median, as for a
+    base pooled from several runs, whose level is the median of the runs' medians)."""
     spec = new.spec
     for side, r in (("base", base), ("new", new)):
         if r.status != "ok":
@@ -140,7 +156,7 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
         return CaseComparison(spec, "not comparable", base, new,
                               reason=f"benchmark changed (spec hash {base.spec_hash} → {new.spec_hash}): "
                                      "kernel source or workload version differs")
-    b, n = base.median_s, new.median_s
+    b, n = base_median or base.median_s, new.median_s
     change = (n / b - 1.0) * 100.0
     _, p = mann_whitney_u(list(base.samples), list(new.samples))
     bs, ns = base.summary, new.summary
@@ -158,23 +174,77 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
 
 
 def compare_runs(base_run: RunInfo, base_results: list[CaseResult], new_run: RunInfo,
-                 new_results: list[CaseResult], threshold_pct: float = 5.0, alpha: float = 0.05) -> Comparison:
-    """Match two runs' cases by :meth:`CaseSpec.match_key` and label each (a case repeated in a run: last wins)."""
+                 new_results: list[CaseResult], threshold_pct: float = 5.0, alpha: float = 0.05,
+                 base_medians: dict[str, float] | None = None, base_text: str = "") -> Comparison:
+    """Match two runs' cases by :meth:`CaseSpec.match_key` and label each (a case repeated in a run: last wins).
+
+    ``base_medians`` (by match key) replace the base results' own medians (see :func:`history_base`).
+    """
     base_by = {r.spec.match_key(): r for r in base_results}
     new_by = {r.spec.match_key(): r for r in new_results}
-    out = Comparison(base_run, new_run, threshold_pct, alpha)
+    out = Comparison(base_run, new_run, threshold_pct, alpha, base_text=base_text)
     for key, nr in new_by.items():
         br = base_by.get(key)
         if br is None:
             out.cases.append(CaseComparison(nr.spec, "not comparable", None, nr, reason="only in the new run"))
         else:
-            out.cases.append(compare_results(br, nr, threshold_pct, alpha))
+            out.cases.append(compare_results(br, nr, threshold_pct, alpha, (base_medians or {}).get(key)))
     for key, br in base_by.items():
         if key not in new_by:
             out.cases.append(CaseComparison(br.spec, "not comparable", br, None, reason="only in the base run"))
     order = {label: i for i, label in enumerate(LABELS)}
     out.cases.sort(key=lambda c: (order[c.label], -(abs(c.change_pct) if c.change_pct is not None else 0)))
     return out
+
+
+@dataclass
+class HistoryBase:
+    """A base made of the last N earlier runs of the new run's machine (:func:`history_base`)."""
+
+    runs: list[RunInfo]
+    results: list[CaseResult]
+    medians: dict[str, float]
+
+    def describe(self, last_n: int) -> str:
+        ids = ", ".join(str(r.id) for r in self.runs)
+        return f"median of up to the last {last_n} runs of this machine with each case (runs {ids})"
+
+
+def history_base(store: ResultStore, new_run: RunInfo, new_results: list[CaseResult], last_n: int) -> HistoryBase:
+    """For each case of ``new_run``, its results in the last ``last_n`` earlier runs of the same machine.
+
+    Same machine: same host name, CPU model and GPU names (:func:`gpubench.envinfo.machine_key`);
+    earlier: a smaller run id; calibration runs are left out. Per case, only correct results
+    count, and only those of the same benchmark (spec hash) as the new case when any exist. The
+    base result pools their raw samples (for the rank test, so run-to-run noise counts as noise) and
+    its level is the median of their medians.
+    """
+    key = machine_key(new_run.environment or {})
+    wanted = {r.spec.match_key(): r for r in new_results}
+    found: dict[str, list[tuple[RunInfo, CaseResult]]] = {}
+    used: dict[int, RunInfo] = {}
+    for run in sorted(store.runs(), key=lambda r: -r.id):
+        if run.id >= new_run.id or run.suite == CALIBRATE_SUITE or machine_key(run.environment or {}) != key:
+            continue
+        if all(len(found.get(k, ())) >= last_n for k in wanted):
+            break
+        for r in store.iter_results(run.id):
+            k = r.spec.match_key()
+            if k in wanted and r.status == "ok" and r.samples and len(found.setdefault(k, [])) < last_n:
+                found[k].append((run, r))
+                used[run.id] = run
+    results, medians = [], {}
+    for k, members in found.items():
+        if not members:
+            continue
+        same = [(run, r) for run, r in members if r.spec_hash == wanted[k].spec_hash]
+        members = same or members[:1]  # none of the same benchmark: the newest, to say it changed
+        pooled = tuple(s for _, r in members for s in r.samples)
+        first = members[0][1]
+        results.append(CaseResult(first.spec, "ok", samples=pooled, spec_hash=first.spec_hash, clock=first.clock,
+                                  flops=first.flops, bytes=first.bytes, device_name=first.device_name))
+        medians[k] = statistics.median(r.median_s for _, r in members)
+    return HistoryBase(sorted(used.values(), key=lambda r: r.id), results, medians)
 
 
 def _size(spec: CaseSpec) -> str:
@@ -204,7 +274,7 @@ def summary_line(comparison: Comparison) -> str:
 
 def format_table(comparison: Comparison) -> str:
     """The terminal report of a comparison."""
-    head = (f"base: run {comparison.base.id} ({comparison.base.suite}, {comparison.base.started_at})"
+    head = (f"base: {comparison.describe_base()}"
             f"   new: run {comparison.new.id} ({comparison.new.suite}, {comparison.new.started_at})")
     if not comparison.cases:
         return head + "\nno cases to compare"
@@ -225,7 +295,10 @@ def render_html(comparison: Comparison) -> str:
         body.append(f'<tr><td style="color:{colors[c.label]};font-weight:600">{esc(c.label)}</td>{tds}</tr>')
     head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
     b, n = comparison.base, comparison.new
-    title = f"gpubench compare: run {b.id} → run {n.id}"
+    base_name = "history" if comparison.base_text else f"run {b.id}"
+    title = f"gpubench compare: {base_name} → run {n.id}"
+    base_line = (esc(comparison.base_text) if comparison.base_text
+                 else f"run {esc(b.id)} {esc(b.label)} · suite {esc(b.suite)} · {esc(b.started_at)}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -234,7 +307,7 @@ def render_html(comparison: Comparison) -> str:
 th,td{{border-bottom:1px solid #dde3e8;padding:4px 8px;text-align:left}}th{{background:#f0f3f6}}
 .muted{{color:#5f6b73}}</style></head><body>
 <h1>{esc(title)}</h1>
-<p class="muted">base: run {esc(b.id)} {esc(b.label)} · suite {esc(b.suite)} · {esc(b.started_at)}<br>
+<p class="muted">base: {base_line}<br>
 new: run {esc(n.id)} {esc(n.label)} · suite {esc(n.suite)} · {esc(n.started_at)}</p>
 <p>{esc(summary_line(comparison))}</p>
 <table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>

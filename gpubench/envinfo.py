@@ -1,8 +1,12 @@
 """Environment capture: what machine and software a run measured.
 
 Host facts are read without importing any framework (``/proc``, ``platform``, package
-metadata, ``nvidia-smi``); each backend adds its own facts (CUDA, cuDNN, device names) from
-inside its worker through :meth:`Backend.environment`.
+metadata, ``nvidia-smi``, ``git``); each backend adds its own facts (CUDA, cuDNN, device names)
+from inside its worker through :meth:`Backend.environment`.
+
+``git`` records which code was measured: the commit, branch and dirty state of the project the
+run was started from (the working directory) and of gpubench itself (where it is a git checkout;
+its version otherwise). ``gpubench history`` labels runs with them.
 """
 
 from __future__ import annotations
@@ -139,6 +143,57 @@ def nvidia_smi() -> list[dict[str, str]]:
     return gpus
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def git_facts(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Commit, branch and dirty state of the git work tree holding ``path`` (None outside one or without git).
+
+    ``dirty`` is true when tracked files differ from the commit (untracked files do not count).
+    """
+    exe = shutil.which("git")
+    if not exe:
+        return None
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run([exe, "-C", str(path), *args], capture_output=True, text=True, timeout=10,
+                                 env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "--verify", "HEAD")
+    if not commit:
+        return None
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "short": commit[:10], "branch": "" if branch in (None, "HEAD") else branch,
+            "dirty": bool(status) if status is not None else None, "root": git("rev-parse", "--show-toplevel") or ""}
+
+
+def code_versions(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Which code a run measured: ``project`` (the git facts of ``cwd``, None outside a work tree) and
+    ``gpubench`` (its git facts where it runs from a checkout, always with its ``version``)."""
+    from gpubench import __version__
+
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    own = git_facts(package_dir) or {}
+    return {"project": git_facts(cwd or os.getcwd()), "gpubench": {**own, "version": __version__}}
+
+
+def machine_key(env: dict[str, Any]) -> tuple:
+    """What identifies a machine across runs: host name, CPU model and GPU names."""
+    cpu = (env.get("cpu") or {}).get("model", "")
+    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
+    return (str(env.get("hostname", "")), str(cpu), gpus)
+
+
 def capture_host() -> dict[str, Any]:
     """Everything about the host that needs no framework import."""
     mem = memory_info()
@@ -159,6 +214,8 @@ def capture_host() -> dict[str, Any]:
         "libraries": library_versions(),
         "blas": blas_info(),
         "gpus": nvidia_smi(),
+        "load_avg": load_average(),
+        "git": code_versions(),
         "env_vars": {k: v for k, v in os.environ.items()
                      if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                               "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")},

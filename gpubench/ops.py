@@ -18,7 +18,13 @@ from gpubench.harness import HostTimer, Timer
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A concrete device: ``id`` as used on the command line (``cpu``, ``cuda:0``, ``opencl:0:1``)."""
+    """A concrete device: ``id`` as used on the command line (``cpu``, ``cuda:0``, ``opencl:0:1``).
+
+    ``kind`` is how gpubench drives it (``cpu``, ``cuda``, ``opencl``); ``hardware`` what it physically
+    is when the kind does not say (``cpu``, ``gpu`` or ``accelerator``): an OpenCL device on a CPU,
+    such as PoCL's, is kind ``opencl`` with hardware ``cpu``, so reports show it as a CPU and never
+    call it an accelerator. Empty means the kind says it all.
+    """
 
     id: str
     name: str
@@ -26,6 +32,7 @@ class DeviceInfo:
     memory_bytes: int | None = None
     dtypes: tuple[str, ...] = ("float64", "float32")
     details: dict[str, Any] = field(default_factory=dict)
+    hardware: str = ""
 
 
 @dataclass

@@ -39,10 +39,8 @@ QUICK = PROFILES["quick"].settings
 
 
 def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
-        raise UsageError(f"--{name} must be a positive number of seconds, got {value}")
-    if math.isinf(value):
-        raise UsageError(f"--{name} must be finite, got {value}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"--{name} must be a positive finite number of seconds, got {value:g}")
     return float(value)
 
 
@@ -65,7 +63,7 @@ def resolve_profile(quick: bool = False, *, base: str | None = None, budget: flo
         settings = dataclasses.replace(settings, budget_s=_positive("budget", budget))
     if target is not None:
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:
-            raise UsageError(f"--target is a fraction between 0 and 1 (0.01 means ±1 %), got {target}")
+            raise UsageError(f"--target must be a fraction between 0 and 1 (0.01 means ±1 %), got {target:g}")
         settings = dataclasses.replace(settings, target_rel_ci=float(target))
     if settings is not profile.settings:
         profile = dataclasses.replace(profile, settings=settings)

@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gpubench.envinfo import machine_key
 from gpubench.errors import DiskFull, GpubenchError, StoreError, StoreReadOnly, UsageError
 from gpubench.records import CaseResult
 
@@ -128,17 +129,19 @@ H2D_BW = "h2d_bw"  # GB/s, pinned host to device
 D2H_BW = "d2h_bw"  # GB/s, device to pinned host
 
 
-def machine_key(env: dict[str, Any]) -> tuple:
-    """What identifies a machine across runs: host name, CPU model and GPU names."""
-    cpu = (env.get("cpu") or {}).get("model", "")
-    gpus = tuple(str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict))
-    return (str(env.get("hostname", "")), str(cpu), gpus)
-
-
 def provisional(run: RunInfo) -> bool:
     """Whether a run's measured ceilings are provisional: a ``--quick`` calibration (small sizes, short
-    budgets) measures a number, not a roof. The profile name is in the run's settings."""
-    return "quick" in str((run.settings or {}).get("profile", ""))
+    budgets) measures a number, not a roof. The profile name is in the run's settings; a store older
+    than that records the quick harness settings, or ``--quick`` in the run's command."""
+    from dataclasses import asdict
+
+    from gpubench.profile import QUICK
+
+    settings = run.settings or {}
+    if "profile" in settings:
+        return "quick" in str(settings["profile"])
+    return ("--quick" in (run.command or "").split()
+            or all(settings.get(k) == v for k, v in asdict(QUICK).items()))
 
 
 def now_iso() -> str:
@@ -479,23 +482,33 @@ class ResultStore:
 
     def applicable_ceilings(self, run: RunInfo, extra_runs: list[RunInfo] | tuple[RunInfo, ...] = ()
                             ) -> tuple[list[dict[str, Any]], int | None]:
-        """The measured ceilings that apply to ``run`` and the calibration run they come from: its own, else
-        those of the newest calibration of the same machine (``extra_runs`` first). A ``--quick``
-        calibration's ceilings are provisional and never a roof (:func:`provisional`)."""
-        if not provisional(run):
-            own = [c for c in self.ceilings(run.id) if c.get("quality") != "provisional"]
-            if own:
-                return own, run.id
+        """The ceilings that apply to ``run`` and the calibration run they come from, each with its ``quality``.
+
+        Measured ceilings first: the run's own, else those of the newest full calibration of the same
+        machine (``extra_runs`` first). Only where the machine has none, the newest ``--quick``
+        calibration's, marked ``provisional`` (small sizes and short budgets: real cases may sit above
+        them, and are flagged ``above_ceiling``). A ceiling is provisional when stored so or when its run
+        was a quick calibration (:func:`provisional`: stores older than the quality column).
+        """
         key = machine_key(run.environment or {})
-        candidates = [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
+        candidates = [run] if run.suite == CALIBRATE_SUITE or self.ceilings(run.id) else []
+        candidates += [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
         candidates += [r for r in reversed(self.runs()) if r.suite == CALIBRATE_SUITE]
+        fallback: tuple[list[dict[str, Any]], int | None] = ([], None)
+        seen: set[int] = set()
         for cal in candidates:
-            if provisional(cal) or machine_key(cal.environment or {}) != key:
+            if cal.id in seen or (cal.id != run.id and machine_key(cal.environment or {}) != key):
                 continue
-            found = [c for c in self.ceilings(cal.id) if c.get("quality") != "provisional"]
-            if found:
-                return found, cal.id
-        return [], None
+            seen.add(cal.id)
+            quick = provisional(cal)
+            found = [{**c, "quality": "provisional" if quick else (c.get("quality") or "measured")}
+                     for c in self.ceilings(cal.id)]
+            measured = [c for c in found if c["quality"] != "provisional"]
+            if measured:
+                return measured, cal.id
+            if found and fallback[1] is None:
+                fallback = (found, cal.id)
+        return fallback
 
     # --- reading -------------------------------------------------------------------------------
     @property

@@ -52,22 +52,208 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
     return "\n".join(out)
 
 
-def results_table(rows: list[dict[str, Any]]) -> str:
-    """The summary table of a run (rows from :func:`gpubench.export.result_rows`)."""
-    from gpubench.export import flag_note
+#: Short names of OpenCL platforms, for device labels such as ``opencl (CPU, PoCL)``.
+PLATFORM_SHORT = {
+    "portable computing language": "PoCL", "nvidia cuda": "NVIDIA", "amd accelerated parallel processing": "AMD",
+    "intel(r) opencl": "Intel", "intel(r) opencl graphics": "Intel", "intel(r) opencl hd graphics": "Intel",
+    "apple": "Apple", "rusticl": "rusticl", "clover": "Mesa Clover",
+}
+
+#: Flags (from :data:`gpubench.records.FLAGS`) that say a machine was too busy or noisy to trust a number.
+NOISE_FLAGS = ("noisy", "busy")
+
+
+def find_device(env: dict[str, Any], backend: str, device: str) -> dict[str, Any] | None:
+    """The device entry a backend reported in the run environment for ``device`` (a bare kind such as
+    ``opencl`` ran on that kind's first device), or None."""
+    info = (env.get("backends") or {}).get(backend) or {}
+    devices = [d for d in info.get("devices") or [] if isinstance(d, dict)] if isinstance(info, dict) else []
+    match = next((d for d in devices if d.get("id") == device), None)
+    prefix = device.split(":")[0]
+    if match is None and prefix == device:
+        match = next((d for d in devices if str(d.get("id", "")).split(":")[0] == prefix), None)
+    return match
+
+
+def device_hardware(dev: dict[str, Any] | None) -> str:
+    """What a reported device physically is: its declared ``hardware``, else read from an OpenCL device
+    type (``ALL | CPU``), else ``""``."""
+    if not dev:
+        return ""
+    if dev.get("hardware"):
+        return str(dev["hardware"])
+    kind = str((dev.get("details") or {}).get("type", "")).upper()
+    if "GPU" in kind:
+        return "gpu"
+    if "CPU" in kind:
+        return "cpu"
+    if "ACCELERATOR" in kind:
+        return "accelerator"
+    return ""
+
+
+def device_text(env: dict[str, Any] | None, backend: str, device: str) -> str:
+    """``device`` as a person reads it: ``opencl (CPU, PoCL)`` where the kind hides the hardware."""
+    dev = find_device(env or {}, backend, device)
+    hardware = device_hardware(dev)
+    kind = str((dev or {}).get("kind") or device.split(":")[0])
+    if not hardware or hardware == kind or (hardware == "gpu" and kind == "cuda"):
+        return device
+    platform = str((dev.get("details") or {}).get("platform", "")).strip()
+    short = PLATFORM_SHORT.get(platform.lower(), platform[:20])
+    hw = {"cpu": "CPU", "gpu": "GPU"}.get(hardware, hardware)
+    return f"{device} ({hw}, {short})" if short else f"{device} ({hw})"
+
+
+def has_gpu(env: dict[str, Any] | None) -> bool:
+    """Whether the run's machine has a GPU: nvidia-smi listed one, or a backend reported a CUDA or GPU device."""
+    env = env or {}
+    if env.get("gpus"):
+        return True
+    for info in (env.get("backends") or {}).values():
+        if isinstance(info, dict):
+            for d in info.get("devices") or []:
+                if isinstance(d, dict) and (d.get("kind") == "cuda" or device_hardware(d) in ("gpu", "accelerator")):
+                    return True
+    return False
+
+
+def reason_text(backend: str, reason: str) -> str:
+    """A skip reason without its ``backend:`` prefix (the line names the backend already)."""
+    prefix = f"{backend}:"
+    return reason[len(prefix):].strip() if reason.startswith(prefix) else reason
+
+
+def skip_line(backend: str, reason: str, count: int) -> str:
+    """``35 cupy cases skipped: no CUDA driver found``."""
+    return f"{count} {backend} case{'s' if count != 1 else ''} skipped: {reason_text(backend, reason)}"
+
+
+def skip_groups(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """``(backend, reason, count)`` of the skipped rows, one per backend and reason, in order of appearance."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r["status"] == "skipped":
+            key = (r["backend"], r["error"] or "no reason given")
+            counts[key] = counts.get(key, 0) + 1
+    return [(b, reason, n) for (b, reason), n in counts.items()]
+
+
+def no_gpu_note(env: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
+    """One plain sentence when GPU cases were skipped because the machine has no GPU ('' otherwise)."""
+    if env is None or has_gpu(env):
+        return ""
+    gpu_skips = [r for r in rows if r["status"] == "skipped" and r["device"].split(":")[0] not in ("cpu", "opencl")]
+    if not gpu_skips:
+        return ""
+    return (f"This machine has no GPU (nvidia-smi lists none and no backend found a CUDA device), so its "
+            f"{len(gpu_skips)} GPU case{'s were' if len(gpu_skips) != 1 else ' was'} skipped. "
+            "Run with --device cpu to leave them out.")
+
+
+def is_noisy(row: dict[str, Any]) -> bool:
+    """Whether an ok row is flagged noisy or busy (a one-sample case cannot be either)."""
+    if row.get("n_samples", 2) < 2:
+        return False
+    flags = row.get("flags") or []
+    return any(f in flags for f in NOISE_FLAGS) or row.get("target_met") is False
+
+
+def noise_note(env: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
+    """A warning when most correct cases are noisy or busy, with the machine's load where the run recorded it."""
+    ok = [r for r in rows if r["status"] == "ok" and r.get("n_samples", 0) >= 2]
+    noisy = [r for r in ok if is_noisy(r)]
+    if not ok or len(noisy) * 2 <= len(ok):
+        return ""
+    busy = sum(1 for r in noisy if "busy" in (r.get("flags") or []))
+    what = f"{len(noisy)} of {len(ok)} measured cases are noisy" + (f" ({busy} busy)" if busy else "")
+    return (f"{what}: their median's 95% interval did not reach the target within the time budget. "
+            f"{load_text(env)}Compare ratios taken in one run, or rerun on an idle machine.")
+
+
+def load_text(env: dict[str, Any] | None) -> str:
+    """``Load average at the start: 1.9, 1.2, 0.8 on 2 cores. `` ('' where not recorded)."""
+    load = (env or {}).get("load_avg")
+    if not isinstance(load, (list, tuple)) or not load:
+        return ""
+    cores = ((env or {}).get("cpu") or {}).get("logical_cores")
+    on = f" on {cores} logical cores" if cores else ""
+    return f"Load average when the run started: {', '.join(f'{x:g}' for x in load)} (1, 5, 15 min){on}. "
+
+
+def ci_text(row: dict[str, Any]) -> str:
+    """``±1.2%`` of the median, ``1 run`` for a one-sample case, ``""`` without a median."""
+    if not row.get("median_s"):
+        return ""
+    if row.get("n_samples", 0) < 2:
+        return "1 run"
+    half = (row["ci95_high_s"] - row["ci95_low_s"]) / 2 / row["median_s"] * 100
+    return f"±{half:.1f}%"
+
+
+def shown_flags(row: dict[str, Any]) -> list[str]:
+    """The flags a row shows: ``noisy`` first when :func:`is_noisy` says so (never on a one-sample case),
+    then the others (``busy``, ``launch_bound``, ``above_ceiling`` ...)."""
+    flags = [f for f in row.get("flags") or [] if f != "noisy"]
+    return (["noisy"] if is_noisy(row) else []) + flags
+
+
+def note_text(row: dict[str, Any], limit: int = 70) -> str:
+    """The note of a row: its error when not ok, else its flags (``noisy``, ``above_ceiling`` ...)."""
+    if row["status"] != "ok":
+        return row["error"][:limit]
+    return " ".join(shown_flags(row))
+
+
+def _is_training(row: dict[str, Any]) -> bool:
+    from gpubench.workloads import find_workload
+
+    w = find_workload(row["workload"])
+    if w is not None:
+        return w.report_section == "training"
+    return "final_accuracy" in (row.get("metrics") or {})
+
+
+def _num(value: Any, fmt: str = "{:.3g}") -> str:
+    return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None = None) -> str:
+    """The summary of a run (rows from :func:`gpubench.export.result_rows`): a table of the measured cases
+    (training cases in their own table with accuracy and samples/s), then one line per backend and reason
+    for the skipped ones, and notes on a machine without a GPU and on noise."""
     from gpubench.workloads import size_text
 
-    body = []
+    env = environment
+    kernel, training = [], []
     for r in rows:
+        if r["status"] == "skipped":
+            continue
         size = size_text(r["workload"], r["params"])
-        backend = r["implementation"]
-        ci = ""
-        if r["median_s"]:
-            half = (r["ci95_high_s"] - r["ci95_low_s"]) / 2 / r["median_s"] * 100
-            ci = f"±{half:.1f}%"
+        device = device_text(env, r["backend"], r["device"])
         speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "-"
-        note = r["error"][:70] if r["status"] != "ok" else flag_note(r)
-        body.append([r["workload"], size, backend, r["device"], r["dtype"], r["status"],
-                     fmt_time(r["median_s"]), ci, fmt_rate(r), speed, note])
-    return render(["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",
-                   "speedup", "note"], body, right=(6, 7, 8, 9))
+        if _is_training(r):
+            m = r.get("metrics") or {}
+            training.append([r["workload"], size, r["implementation"], device, r["dtype"], r["status"],
+                             fmt_time(r["median_s"]), ci_text(r), _num(m.get("final_accuracy"), "{:.4f}"),
+                             _num(m.get("time_to_target_s"), "{:.3g} s") if m.get("time_to_target_s") is not None
+                             else ("not reached" if r["status"] == "ok" else "-"),
+                             _num(m.get("samples_per_s"), "{:,.0f}"), speed, note_text(r)])
+        else:
+            kernel.append([r["workload"], size, r["implementation"], device, r["dtype"], r["status"],
+                           fmt_time(r["median_s"]), ci_text(r), fmt_rate(r), speed, note_text(r)])
+    out = []
+    if kernel:
+        out.append(render(["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",
+                           "speedup", "note"], kernel, right=(6, 7, 8, 9)))
+    if training:
+        out.append(render(["workload", "model", "backend", "device", "dtype", "status", "per epoch", "95% CI",
+                           "accuracy", "to target", "samples/s", "speedup", "note"], training,
+                          right=(6, 7, 8, 9, 10, 11)))
+    skips = skip_groups(rows)
+    if skips:
+        out.append("\n".join(skip_line(b, reason, n) for b, reason, n in skips))
+    for note in (no_gpu_note(env, rows), noise_note(env, rows)):
+        if note:
+            out.append("note: " + note)
+    return "\n\n".join(out)

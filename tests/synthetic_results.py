@@ -168,3 +168,68 @@ def attention_results(store: ResultStore, run_id: int, seed: int = 0, device: st
                     store.add_result(run_id, r)
                     out.append(r)
     return out
+
+
+def cpu_machine_runs(store: ResultStore, seed: int = 0) -> list[int]:
+    """A CPU-only machine's quick runs, shaped like the real ones (``gpubench run --suite matmul --quick`` and
+    ``--suite mnist --quick`` on a 2-core VM with PoCL): several backends, variants and shapes, GPU cases
+    skipped, MNIST curves of one and two epochs at very different times. Returns the run ids."""
+    rng = random.Random(seed)
+    env = environment("cpu-vm", gpu=False)
+    env["backends"]["tensorflow"] = {"available": True, "devices": [{"id": "cpu", "name": "CPU", "kind": "cpu"}]}
+    env["backends"]["opencl"] = {"available": True, "devices": [
+        {"id": "opencl:0:0", "name": "pthread-CPU [Portable Computing Language]", "kind": "opencl",
+         "hardware": "cpu", "details": {"platform": "Portable Computing Language", "type": "ALL | CPU"}}]}
+    env["backends"]["cupy"] = {"available": False, "reason": "cupy: no CUDA driver found"}
+    env["load_avg"] = [1.2, 0.9, 0.7]
+    matmul = store.begin_run("matmul", baseline="numpy", environment=env, command="gpubench run --suite matmul --quick")
+    shapes = [{"m": 128, "n": 128, "k": 128}, {"m": 512, "n": 512, "k": 512}, {"m": 64, "n": 256, "k": 128}]
+    for backend, variant, rate in (("numpy", "default", 60.0), ("torch", "default", 80.0),
+                                   ("tensorflow", "default", 40.0), ("opencl", "blocked", 20.0),
+                                   ("opencl", "tiled", 2.5)):
+        for dtype in ("float32", "float64") if backend != "opencl" else ("float32",):
+            for p in shapes:
+                device = "opencl" if backend == "opencl" else "cpu"
+                spec = CaseSpec.make("matmul", backend, device, dtype, p, variant=variant, suite="matmul")
+                flops = 2.0 * p["m"] * p["n"] * p["k"]
+                item = 8 if dtype == "float64" else 4
+                noisy = rng.random() < 0.3
+                store.add_result(matmul, CaseResult(
+                    spec, "ok", samples=samples(flops / (rate * rng.uniform(0.7, 1.3)) / 1e9, 9, rng, 0.05),
+                    flops=flops, bytes=float((p["m"] * p["k"] + p["k"] * p["n"] + p["m"] * p["n"]) * item),
+                    spec_hash="c" + backend, target_met=not noisy, flags=("noisy",) if noisy else ()))
+        if backend in ("torch", "tensorflow", "cupy"):
+            for p in shapes:
+                spec = CaseSpec.make("matmul", backend, "cuda", "float32", p, suite="matmul")
+                store.add_result(matmul, CaseResult(spec, "skipped", error=f"{backend}: no cuda device found"))
+    for variant in ("cublas", "naive", "tiled"):
+        for p in shapes:
+            spec = CaseSpec.make("matmul", "cupy", "cuda", "float32", p, variant=variant, suite="matmul")
+            store.add_result(matmul, CaseResult(spec, "skipped", error="cupy: no CUDA driver found"))
+    store.finish_run(matmul)
+    mnist = store.begin_run("mnist", baseline="numpy", environment=env, command="gpubench run --suite mnist --quick")
+    for backend, speed in (("numpy", 1.0), ("tensorflow", 1.6), ("torch", 2.2)):
+        for model, optimizer, epochs, epoch_s, target in (("mlp", "sgd", 2, 0.17, 0.85), ("mlp", "adam", 2, 0.35, 0.85),
+                                                          ("cnn", "adam", 1, 10.0, 0.7)):
+            params = {"model": model, "optimizer": optimizer, "epochs": epochs, "data": "offline",
+                      "train_size": 2000 if model == "mlp" else 1000, "eval_size": 1000, "batch_size": 100}
+            spec = CaseSpec.make("mnist", backend, "cpu", "float32", params, suite="mnist")
+            t = epoch_s / speed
+            curve = [{"epoch": e, "epoch_s": t, "eval_accuracy": 0.75 + 0.05 * e if model == "mlp" else 0.43}
+                     for e in range(1, epochs + 1)]
+            reached = next((t * e for e, c in enumerate(curve, 1) if c["eval_accuracy"] >= target), None)
+            store.add_result(mnist, CaseResult(
+                spec, "ok", samples=(t,), flops=3e9, spec_hash="m" + backend, target_met=False, flags=("noisy",),
+                metrics={"curve": curve, "final_accuracy": curve[-1]["eval_accuracy"], "samples_per_s": 2000 / t,
+                         "time_to_target_s": reached, "target_accuracy": target}))
+        spec = CaseSpec.make("mnist", backend if backend != "numpy" else "cupy", "cuda", "float32",
+                             {"model": "mlp", "optimizer": "sgd", "epochs": 2}, suite="mnist")
+        store.add_result(mnist, CaseResult(spec, "skipped", error="no cuda device found"))
+    store.finish_run(mnist)
+    cal = store.begin_run("calibrate", environment=env, command="gpubench calibrate --quick")
+    store.add_ceiling(cal, "cpu", "peak_flops", 45.0, "GFLOP/s", dtype="float32", method="matmul 256³")
+    store.add_ceiling(cal, "cpu", "peak_flops", 22.0, "GFLOP/s", dtype="float64", method="matmul 256³")
+    store.add_ceiling(cal, "cpu", "mem_bw", 20.0, "GB/s", method="saxpy")
+    store.add_ceiling(cal, "opencl", "mem_bw", 8.0, "GB/s", method="saxpy")
+    store.finish_run(cal)
+    return [matmul, mnist, cal]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_derive_ceilings_takes_the_best_correct_case():
     assert abs(got[("cpu", MEM_BW, "")]["value"] - 12.0 * (1 << 20) / 1e-3 / 1e9) < 1e-9
 
 
-def test_quick_calibration_is_stored_but_never_a_roof(cli, store_path, tmp_path):
+def test_quick_calibration_is_a_provisional_roof_until_a_full_one(cli, store_path, tmp_path):
     code, out, err = cli("calibrate", "--quick", "--backend", "numpy", "--label", "cal")
     assert code == 0, err
     assert "peak_flops" in out and "mem_bw" in out and "provisional" in out
@@ -61,13 +62,17 @@ def test_quick_calibration_is_stored_but_never_a_roof(cli, store_path, tmp_path)
         kinds = {(c["device"], c["kind"], c["dtype"]) for c in store.ceilings(quick.id)}
         assert {("cpu", "peak_flops", "float32"), ("cpu", "peak_flops", "float64"), ("cpu", "mem_bw", "")} <= kinds
         assert all(c["value"] > 0 for c in store.ceilings(quick.id))
+        assert {c["quality"] for c in store.ceilings(quick.id)} == {"provisional"}
+        # Alone, a quick calibration is the machine's roof, marked provisional.
+        found, found_run = store.applicable_ceilings(quick)
+        assert found_run == quick.id and {c["quality"] for c in found} == {"provisional"}
         # A full calibration of the same machine (its ceilings stored as calibrate stores them): the roof.
         full = store.begin_run("calibrate", settings={"profile": "calibrate"}, environment=quick.environment)
         for c in store.ceilings(quick.id):
             store.add_ceiling(full, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"],
                               method=c["method"])
         store.finish_run(full)
-        # A later quick calibration does not displace it: provisional ceilings are never a roof.
+        # A later quick calibration does not displace it: measured ceilings win over provisional ones.
     code, _, err = cli("calibrate", "--quick", "--backend", "numpy")
     assert code == 0, err
     code, _, err = cli("run", "--suite", "saxpy", "--quick", "--backend", "numpy")
@@ -75,12 +80,15 @@ def test_quick_calibration_is_stored_but_never_a_roof(cli, store_path, tmp_path)
     with ResultStore(store_path) as store:
         runs = load_runs(store, None)
         assert runs[0].ceilings_run == full
-        assert store.applicable_ceilings(store.run(quick.id)) == (store.ceilings(full), full)
+        measured = [{**c, "quality": "measured"} for c in store.ceilings(full)]
+        assert store.applicable_ceilings(store.run(quick.id)) == (measured, full)
     out_path = tmp_path / "r.html"
     code, _, err = cli("report", "-o", str(out_path))
     assert code == 0, err
     text = out_path.read_text()
-    assert f"ceilings from run {full}" in text and "measured roof float32" in text
+    assert f"ceilings from run {full}" in text
+    assert re.search(r"float32 roof [0-9.]+ GFLOP/s \(measured\)", text)
+    assert "quick calibration, provisional" not in text
 
 
 def test_calibrate_runs_the_default_variant_and_fails_when_a_ceiling_case_fails(cli, store_path, fake_plugin,

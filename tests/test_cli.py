@@ -82,6 +82,8 @@ BAD = [
     (["run", "--suite", "matmul", "--device", "tpu"], "unknown device"),
     (["run", "--suite", "matmul", "--dtype", "float8"], "unknown dtype"),
     (["run", "--suite", "matmul", "--timeout", "-1"], "--timeout must be a positive"),
+    (["run", "--suite", "matmul", "--budget", "-1"], "--budget must be a positive finite number of seconds, got -1"),
+    (["run", "--suite", "matmul", "--target", "5"], "--target must be a fraction between 0 and 1"),
     (["show", "7"], "no results store"),
     (["env", "--backend", "nosuch"], "unknown backend"),
 ]
@@ -114,9 +116,10 @@ def test_an_empty_filter_value_is_an_error(store_path, cli, args):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("[[cases]]\nworkload='matmul'\nparams={size=[0]}", "must be >= 1"),
-    ("[[cases]]\nworkload='matmul'\nparams={size=[-3]}", "must be >= 1"),
-    ("[[cases]]\nworkload='matmul'\nparams={size=[1.5]}", "must be an integer"),
+    ("[[cases]]\nworkload='matmul'\nparams={size=[0]}", "matmul: size must be >= 1, got 0"),
+    ("[[cases]]\nworkload='matmul'\nparams={size=[-3]}", "matmul: size must be >= 1, got -3"),
+    ("[[cases]]\nworkload='matmul'\nparams={size=[1.5]}", "matmul: size must be an integer"),
+    ("[[cases]]\nworkload='matmul'\nparams={m=[0], n=[4], k=[4]}", "matmul: m must be >= 1, got 0"),
     ("[[cases]\n", "malformed TOML"),
     ("[[cases]]\nworkload='matmul'\nbackends=['numpy']\nparams={size=[3000000]}", "GiB of memory"),
 ])

@@ -160,3 +160,71 @@ def test_cli_bad_input(cli, store_path):
     assert code == 2 and "no run 9" in err
     code, _, err = cli("compare", "1", "2", "--threshold", "-3")
     assert code == 2 and "--threshold" in err
+
+
+def test_cli_runs_that_share_no_case_warn_and_exit_2(cli, store_path):
+    with ResultStore(store_path) as store:
+        a = store.begin_run("matmul")
+        store.add_result(a, result(1e-3))
+        b = store.begin_run("saxpy")
+        store.add_result(b, result(1e-4, spec=CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1024})))
+    code, out, err = cli("compare", str(a), str(b))
+    assert code == 2 and out == ""
+    assert err.startswith("gpubench: warning: runs 1 (matmul) and 2 (saxpy) share no case") and err.count("\n") == 1
+
+
+# --- against the last N runs of the same machine ------------------------------------------------------
+
+
+def _history(path, **kw):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from history_store import history_store
+
+    return history_store(path, **kw)
+
+
+def test_against_last_n_runs_of_the_same_machine(cli, store_path, tmp_path):
+    from synthetic_results import environment, samples
+
+    # Runs 1-7 at one level, run 8 has torch 512³ 30 % slower; a faster machine's runs are in between.
+    store = _history(store_path, n_runs=7, step_at=99)
+    rng = random.Random(9)
+    for _ in range(3):
+        other = store.begin_run("matmul", environment=environment("other-host", gpu=False))
+        spec = CaseSpec.make("matmul", "torch", "cpu", "float32", {"m": 512, "n": 512, "k": 512}, suite="matmul")
+        store.add_result(other, CaseResult(spec, "ok", samples=samples(1e-4, 9, rng), spec_hash="htorch"))
+    store.close()
+    _history(tmp_path / "later.sqlite", n_runs=8, step_at=7).close()
+    with ResultStore(tmp_path / "later.sqlite") as later, ResultStore(store_path) as store:
+        last = later.run("latest")
+        new = store.begin_run("matmul", baseline="numpy", environment=last.environment)
+        for r in later.results(last.id):
+            store.add_result(new, r)
+    code, out, err = cli("compare", "--against-last", "5", "latest", "--threshold", "10")
+    assert code == 1, err
+    assert "base: median of up to the last 5 runs of this machine with each case (runs 3, 4, 5, 6, 7)" in out
+    assert "1 slower, 0 faster, 3 same" in out
+    assert re.search(r"slower\s+matmul\s+512³\s+torch:cpu .* \+(2[4-9]|3[0-6])\.\d%", out), out
+    html = tmp_path / "c.html"
+    code, out, _ = cli("compare", "--against-last", "3", str(new), "--threshold", "50", "--html", str(html))
+    assert code == 0 and "runs 5, 6, 7" in out and "gpubench compare: history → run" in html.read_text()
+
+
+def test_against_last_without_history_is_not_a_failure(cli, store_path):
+    _history(store_path, n_runs=1).close()
+    code, out, err = cli("compare", "--against-last", "5", "latest")
+    assert code == 0 and out == "" and "nothing to compare yet" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--against-last", "0", "1"], "--against-last must be a positive"),
+    (["--against-last", "3", "1", "2"], "give only the run to judge"),
+    (["1"], "give two runs"),
+])
+def test_against_last_bad_input(cli, store_path, args, message):
+    _store_two_runs(store_path, 1e-3)
+    code, _, err = cli("compare", *args)
+    assert code == 2 and message in err and err.count("\n") == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
 import sys
 import time
@@ -46,9 +48,11 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     with make_store(tmp_path / "s.sqlite", n_results=150) as store:
         path, runs = build_report(store, None, tmp_path / "out" / "r.html")
     text = path.read_text(encoding="utf-8")
-    # Plotly's JavaScript is embedded exactly once; nothing is loaded from anywhere.
-    assert text.count("plotly.js v") == 1
+    # Plotly's JavaScript (the basic partial bundle: every trace here is a scatter or a bar) is embedded
+    # exactly once; nothing is loaded from anywhere.
+    assert text.count("plotly.js (basic - minified) v") == 1
     assert text.count("var Plotly=(") == 1
+    assert len(text.encode()) < 2_000_000
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", text, re.I)
     assert "Content-Security-Policy" in text and "connect-src &#x27;none&#x27;" in text
     for heading in ("At a glance", "The machine", "Break-even size", "Roofline", "Every case", "Problems"):
@@ -185,7 +189,7 @@ def test_cli_report_from_a_real_quick_run(cli, store_path, tmp_path, monkeypatch
     path = Path(out.strip())
     assert path == Path("reports/run-1.html") and path.exists()
     text = path.read_text()
-    assert "numpy:cpu" in text and text.count("plotly.js v") == 1
+    assert "numpy:cpu" in text and text.count("plotly.js (basic - minified) v") == 1
     rows = page_data(text)["table"]["rows"]
     assert rows and all(r[6] == "ok" for r in rows)
 
@@ -212,3 +216,225 @@ def test_report_of_ten_thousand_results_is_fast(tmp_path):
     # core, so it gets slack for a busy test machine.
     assert cpu < 5.0, f"report of 10,000 results took {cpu:.1f} s of CPU"
     assert wall < 20.0, f"report of 10,000 results took {wall:.1f} s"
+
+
+# --- what a person sees (issue 15) -------------------------------------------------------------------
+
+from synthetic_results import environment, samples  # noqa: E402
+
+from gpubench.report import bundle, charts  # noqa: E402
+
+
+def _run(store, env=None, suite="matmul", **kw):
+    return store.begin_run(suite, baseline="numpy", environment=env or environment("h", gpu=False), **kw)
+
+
+def test_plotly_bundle_is_the_basic_one_unless_a_figure_needs_more():
+    basic = bundle.plotly_js([{"data": [{"type": "scatter"}, {"type": "bar"}, {}]}])
+    assert "plotly.js (basic - minified) v" in basic and len(basic) < 1_500_000
+    full = bundle.plotly_js([{"data": [{"type": "heatmap"}]}])
+    assert "plotly.js (basic" not in full and len(full) > 3_000_000
+
+
+@pytest.mark.parametrize("values, kind, labels", [
+    ([20, 50, 120, 200], "number", ["20", "50", "100", "200"]),
+    ([0.5, 1.0, 3.0], "times", ["0.5×", "1×", "2×"]),
+    ([4e6, 2.7e8], "number", ["5M", "10M", "20M", "50M", "100M", "200M"]),
+    ([4096, 1 << 20, 1 << 30], "bytes", None),
+])
+def test_log_axes_have_full_tick_labels(values, kind, labels):
+    axis = charts.log_axis(values, kind)
+    ticks = axis["ticktext"]
+    if labels is not None:
+        assert ticks == labels
+    else:
+        assert ticks[0] == "4 KiB" and ticks[-1] == "1 GiB" and len(ticks) <= 8
+    # Every label is a whole number with its unit: never a bare mantissa below a decade ("2", "5" for 20, 50).
+    assert all(t not in ("2", "5") or v in (2, 5) for t, v in zip(ticks, axis["tickvals"]))
+    assert axis["range"][0] <= math.log10(min(values)) and axis["range"][1] >= math.log10(max(values))
+
+
+def test_a_single_point_gets_an_axis_with_several_ticks():
+    axis = charts.log_axis([3.3e7], "number")
+    assert len(axis["tickvals"]) >= 3
+    assert 10 ** axis["range"][0] < 3.3e7 < 10 ** axis["range"][1]
+    assert charts.linear_range([0.9])["range"][1] > 0.9
+
+
+def _mnist_result(backend, model, t, acc, rng, **metrics):
+    spec = CaseSpec.make("mnist", backend, "cpu", "float32", {"model": model, "optimizer": "adam", "epochs": 1,
+                                                             "data": "offline", "train_size": 1000})
+    curve = [{"epoch": 1, "epoch_s": t, "eval_accuracy": acc}]
+    return CaseResult(spec, "ok", samples=(t,), flops=1e9, spec_hash="m", target_met=False, flags=("noisy",),
+                      metrics={"curve": curve, "final_accuracy": acc, "samples_per_s": 1000 / t,
+                               "time_to_target_s": t, "target_accuracy": 0.4, **metrics})
+
+
+def test_legends_keep_only_what_varies_and_hues_follow_backends(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        env = environment("h", gpu=False)
+        env["backends"]["opencl"] = {"available": True, "devices": [{"id": "opencl:0:0", "kind": "opencl",
+                                                                     "hardware": "cpu"}]}
+        run = _run(store, env, suite="mnist")
+        for backend, speed in (("numpy", 1.0), ("torch", 2.0), ("tensorflow", 1.5)):
+            store.add_result(run, _mnist_result(backend, "mlp", 0.5 / speed, 0.85, rng))
+            store.add_result(run, _mnist_result(backend, "cnn", 10 / speed, 0.45, rng))
+        for variant, rate in (("blocked", 20.0), ("tiled", 2.0)):
+            for size in (128, 512):
+                store.add_result(run, CaseResult(
+                    CaseSpec.make("matmul", "opencl", "opencl", "float32", {"m": size, "n": size, "k": size},
+                                  variant=variant),
+                    "ok", samples=samples(2 * size**3 / rate / 1e9, 7, rng), flops=2.0 * size**3,
+                    bytes=12.0 * size**2, spec_hash="o"))
+        path, _ = build_report(store, None, tmp_path / "r.html")
+    data = page_data(path.read_text())
+    acc = next(f for f in data["figures"] if "accuracy against training time" in f["layout"]["title"]["text"])
+    names = [t["name"] for t in acc["data"]]
+    assert sorted(names) == sorted(f"{b} {m}" for b in ("numpy", "torch", "tensorflow") for m in ("mlp", "cnn"))
+    assert not any("offline" in n or "float32" in n or "adam" in n for n in names)
+    # One hue per backend; its two series differ by dash and marker.
+    by_backend: dict[str, list] = {}
+    for t in acc["data"]:
+        by_backend.setdefault(t["name"].split()[0], []).append(t)
+    assert len({ts[0]["line"]["color"] for ts in by_backend.values()}) == 3
+    for ts in by_backend.values():
+        assert len({t["line"]["color"] for t in ts}) == 1
+        assert len({(t["line"]["dash"], t["marker"]["symbol"]) for t in ts}) == 2
+    # One run of 10 s beside 0.25 s: a log time axis, so no curve is squeezed into a corner.
+    assert acc["layout"]["xaxis"]["type"] == "log"
+    thr = next(f for f in data["figures"] if "GFLOP/s against size" in f["layout"]["title"]["text"])
+    assert {t["name"] for t in thr["data"]} == {"opencl[blocked]", "opencl[tiled]"}
+    assert len({t["line"]["color"] for t in thr["data"]}) == 1 and len({t["line"]["dash"] for t in thr["data"]}) == 2
+
+
+def test_roofline_without_calibration_draws_no_roof_and_says_how_to_calibrate(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        run = _run(store)
+        store.add_result(run, matmul_result("numpy", "cpu", "float32", 512, 50.0, rng))
+        path, _ = build_report(store, None, tmp_path / "r.html")
+    text = path.read_text()
+    section = text[text.index('<section id="roofline"'):text.index("</section>", text.index('<section id="roofline"'))]
+    assert "sloped" not in section and "no roof is drawn" in section and "gpubench calibrate" in section
+    roof = next(f for f in page_data(text)["figures"] if f["layout"]["title"]["text"].startswith("roofline"))
+    assert all(t["mode"] == "markers" for t in roof["data"])
+
+
+@pytest.mark.parametrize("command, quality, words", [
+    ("gpubench calibrate --quick", None, "quick calibration, provisional"),
+    ("gpubench calibrate", None, "measured"),
+    ("gpubench calibrate --quick", "measured", "quick calibration, provisional"),
+    ("gpubench calibrate", "datasheet", "datasheet"),
+])
+def test_roofline_draws_the_memory_slope_and_names_each_ceiling_source(tmp_path, command, quality, words):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        env = environment("h", gpu=False)
+        cal = store.begin_run("calibrate", environment=env, command=command)
+        store.add_ceiling(cal, "cpu", "peak_flops", 100.0, "GFLOP/s", dtype="float32", method="matmul 256³")
+        store.add_ceiling(cal, "cpu", "mem_bw", 20.0, "GB/s", method="saxpy")
+        if quality:  # the quality column as stored (a quick run's ceilings are provisional whatever it says)
+            store.ceilings = lambda run_id, _c=store.ceilings: [{**c, "quality": quality} for c in _c(run_id)]
+        run = _run(store, env)
+        store.add_result(run, matmul_result("numpy", "cpu", "float32", 64, 5.0, rng))
+        flagged = matmul_result("numpy", "cpu", "float32", 512, 130.0, rng)
+        store.add_result(run, CaseResult(**{**flagged.__dict__, "flags": ("above_ceiling",)}))
+        path, _ = build_report(store, [str(run)], tmp_path / "r.html")
+    text = path.read_text()
+    roof = next(f for f in page_data(text)["figures"] if f["layout"]["title"]["text"].startswith("roofline"))
+    lines = {t["name"]: t for t in roof["data"] if t["mode"] == "lines"}
+    slope = next(t for n, t in lines.items() if n.startswith("memory slope 20 GB/s"))
+    assert slope["y"][1] / slope["x"][1] == pytest.approx(20.0) and slope["x"][1] == pytest.approx(5.0)  # ridge
+    flat = next(t for n, t in lines.items() if n.startswith("float32 roof 100 GFLOP/s"))
+    assert flat["y"] == [100.0, 100.0] and flat["x"][0] == pytest.approx(5.0)
+    assert all(f"({words})" in n for n in lines)
+    assert "sloped line" in text and words in text
+    # The case above the ceiling is ringed and named.
+    ring = next(t for t in roof["data"] if t.get("marker", {}).get("symbol") == "circle-open")
+    assert len(ring["x"]) == 1 and "above_ceiling" in ring["text"][0]
+    assert "1 case is above a ceiling" in text
+
+
+def _speedup_store(path, gpu_noise):
+    rng = random.Random(3)
+    store = ResultStore(path)
+    run = store.begin_run("matmul", baseline="numpy", environment=environment("h", gpu=True))
+    store.add_result(run, matmul_result("numpy", "cpu", "float32", 1024, 50.0, rng, noise=0.01))
+    store.add_result(run, matmul_result("torch", "cuda:0", "float32", 1024, 5000.0, rng, noise=gpu_noise))
+    return store
+
+
+def test_a_speedup_with_a_wide_interval_is_not_a_headline(tmp_path):
+    with _speedup_store(tmp_path / "a.sqlite", 0.01) as store:
+        lines = analysis.headlines(load_runs(store, None))
+    assert any("torch:cuda:0 reaches" in ln and "× the fastest CPU backend" in ln for ln in lines), lines
+    with _speedup_store(tmp_path / "b.sqlite", 1.5) as store:
+        runs = load_runs(store, None)
+        lines = analysis.headlines(runs)
+    gpu = next(r for r in runs[0].rows if r["device"] == "cuda:0")
+    assert gpu["speedup_cpu_ci"] > 0.2
+    assert not any("× the fastest CPU backend" in ln for ln in lines), lines
+    assert any("too noisy to quote" in ln for ln in lines)
+
+
+def test_no_gpu_machine_headline_and_collapsed_hidden_skips(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        run = _run(store, command="gpubench run --suite matmul --quick")
+        store.add_result(run, matmul_result("numpy", "cpu", "float32", 256, 50.0, rng))
+        for i in range(5):
+            store.add_result(run, CaseResult(CaseSpec.make("matmul", "cupy", "cuda", "float32",
+                                                           {"m": 8 * (i + 1), "n": 8, "k": 8}),
+                                             "skipped", error="cupy: not installed — pip install 'gpubench[cupy]'"))
+        for i in range(3):
+            store.add_result(run, CaseResult(CaseSpec.make("matmul", "torch", "cuda", "float32",
+                                                           {"m": 8 * (i + 1), "n": 8, "k": 8}),
+                                             "skipped", error="torch: no cuda device found"))
+        path, _ = build_report(store, None, tmp_path / "r.html")
+    text = path.read_text()
+    glance = text[text.index('<section id="glance"'):text.index('<section id="machine"')]
+    assert "this machine has no GPU" in glance and "pip install" not in glance and "--device cpu" in glance
+    problems = text[text.index('<section id="problems"'):]
+    assert '<details class="skips"><summary>8 skipped cases, 2 reasons (click to show)</summary>' in problems
+    assert "<td>cupy</td><td>5</td><td>not installed" in problems and "<td>torch</td><td>3</td>" in problems
+    assert 'id="cases-skipped"' in text and "show the 8 skipped cases" in text
+    assert "command of run 1: gpubench run --suite matmul --quick" in text  # the footer's label
+
+
+def test_noise_banner_counts_noisy_cases_and_shows_the_load(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        env = {**environment("h", gpu=False), "load_avg": [2.5, 1.75, 1.0]}
+        run = _run(store, env)
+        for i, size in enumerate((64, 128, 256, 512)):
+            r = matmul_result("numpy", "cpu", "float32", size, 50.0, rng)
+            noisy = i < 3
+            store.add_result(run, CaseResult(**{**r.__dict__, "target_met": not noisy,
+                                                "flags": ("noisy",) if noisy else ()}))
+        path, _ = build_report(store, None, tmp_path / "r.html")
+    text = path.read_text()
+    assert '<div class="banner" role="note">⚠ 3 of 4 measured cases are noisy' in text
+    assert "Load average when the run started: 2.5, 1.75, 1 (1, 5, 15 min) on 32 logical cores" in text
+
+
+def test_one_sample_cases_read_one_run_and_opencl_on_a_cpu_is_named(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        env = environment("h", gpu=False)
+        env["backends"]["opencl"] = {"available": True, "devices": [
+            {"id": "opencl:0:0", "name": "pthread", "kind": "opencl", "hardware": "cpu",
+             "details": {"platform": "Portable Computing Language", "type": "ALL | CPU"}}]}
+        run = _run(store, env, suite="mnist")
+        store.add_result(run, _mnist_result("numpy", "mlp", 0.5, 0.85, rng))
+        store.add_result(run, CaseResult(CaseSpec.make("matmul", "opencl", "opencl", "float32",
+                                                       {"m": 64, "n": 64, "k": 64}, variant="blocked"),
+                                         "ok", samples=samples(1e-4, 7, rng), flops=2.0 * 64**3, spec_hash="o"))
+        path, runs = build_report(store, None, tmp_path / "r.html")
+    data = page_data(path.read_text())
+    rows = {r[1]: r for r in data["table"]["rows"]}
+    assert rows["mnist"][8][2] == 1 and rows["mnist"][14] == ""  # CI cell carries n = 1; no "noisy" note
+    assert rows["matmul"][4] == "opencl (CPU, PoCL)"
+    opencl = next(r for r in runs[0].rows if r["workload"] == "matmul")
+    assert opencl["kind"] == "cpu"  # a CPU, whatever drives it: never an accelerator
+    assert ">1 run<" in path.read_text()  # the MNIST table under the charts

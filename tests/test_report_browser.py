@@ -9,6 +9,8 @@ Skipped, with the reason, where Chromium is not installed (Debian: ``apt-get ins
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -20,7 +22,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic_results import attention_results, calibration_run, synthetic_run  # noqa: E402
+from history_store import history_store  # noqa: E402
+from synthetic_results import attention_results, calibration_run, cpu_machine_runs, synthetic_run  # noqa: E402
 
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
 from gpubench.report.build import build_report  # noqa: E402
@@ -92,6 +95,108 @@ def parse(dom: str) -> _Plots:
     return p
 
 
+#: Measures the page once every figure is drawn: section and plot boxes, and inside each plot its plot
+#: area, legend, titles and tick labels (page coordinates). Added to a copy of the report for the test
+#: only (with the page's script policy removed), so the product page carries no measuring code.
+MEASURE_JS = """
+(function () {
+  function box(el) {
+    var r = el.getBoundingClientRect();
+    return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height];
+  }
+  function all(root, sel) { return Array.prototype.map.call(root.querySelectorAll(sel), box); }
+  function measure() {
+    var out = {sections: [], plots: []};
+    document.querySelectorAll("section").forEach(function (s) { out.sections.push({id: s.id, box: box(s)}); });
+    document.querySelectorAll("div.plot").forEach(function (p) {
+      out.plots.push({id: p.id, box: box(p), area: all(p, ".draglayer .nsewdrag"), legend: all(p, "g.legend"),
+                      title: all(p, ".g-gtitle text"), xtitle: all(p, ".g-xtitle text"),
+                      xticks: all(p, "g.xtick text"), yticks: all(p, "g.ytick text"),
+                      points: all(p, ".scatterlayer path.point")});
+    });
+    var pre = document.createElement("pre");
+    pre.id = "gpubench-layout";
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }
+  function wait() {
+    var b = document.body;
+    if (b.getAttribute("data-plots-rendered") === b.getAttribute("data-plots-expected")
+        || b.getAttribute("data-plots-expected") === "0") { setTimeout(measure, 200); }
+    else { setTimeout(wait, 100); }
+  }
+  wait();
+})();
+"""
+
+
+def layout_boxes(page: Path, tmp_path: Path, width: int = 1400) -> dict:
+    """Boxes of the report's sections and of each plot's parts, as laid out by Chromium at ``width`` pixels."""
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text(encoding="utf-8"))
+    text = text.replace("</body>", f"<script>{MEASURE_JS}</script></body>")
+    measured = tmp_path / f"measured-{width}.html"
+    measured.write_text(text, encoding="utf-8")
+    profile = tmp_path / "chromium-profile-measure"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+           f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9", f"--window-size={width},1000",
+           "--virtual-time-budget=30000", "--dump-dom", measured.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="gpubench-layout">(.*?)</pre>', proc.stdout, re.S)
+    assert m, "the page was not measured: " + proc.stderr[-1000:]
+    return json.loads(html.unescape(m.group(1)))
+
+
+def overlap(a: list[float], b: list[float], tol: float = 0.5) -> bool:
+    """Whether two boxes ``[x, y, w, h]`` intersect by more than ``tol`` pixels both ways."""
+    return (min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]) > tol
+            and min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]) > tol)
+
+
+def inside(inner: list[float], outer: list[float], tol: float = 1.0) -> bool:
+    """Whether box ``inner`` lies within ``outer``."""
+    return (inner[0] >= outer[0] - tol and inner[1] >= outer[1] - tol
+            and inner[0] + inner[2] <= outer[0] + outer[2] + tol and inner[1] + inner[3] <= outer[1] + outer[3] + tol)
+
+
+def layout_problems(boxes: dict) -> list[str]:
+    """Every overlap a reader would see: sections or plots on each other, a plot's parts outside its box,
+    its legend over the plot area or the axis, tick labels on each other, a plot area too small to read."""
+    bad = []
+    secs = [s for s in boxes["sections"] if s["box"][3] > 0]
+    for i, a in enumerate(secs):
+        for b in secs[i + 1:]:
+            if overlap(a["box"], b["box"]):
+                bad.append(f"sections {a['id']} and {b['id']} overlap")
+    plots = [p for p in boxes["plots"] if p["box"][3] > 0]
+    for i, a in enumerate(plots):
+        for b in plots[i + 1:]:
+            if overlap(a["box"], b["box"]):
+                bad.append(f"plots {a['id']} and {b['id']} overlap")
+    for p in plots:
+        pid = p["id"]
+        for part in ("area", "legend", "title", "xtitle", "xticks", "yticks"):
+            for bx in p[part]:
+                if bx[2] > 0 and not inside(bx, p["box"]):
+                    bad.append(f"{pid}: {part} {bx} outside the plot's box {p['box']}")
+        for area in p["area"]:
+            if area[3] < 120 or area[2] < 200:
+                bad.append(f"{pid}: plot area {area} too small to read")
+            for part in ("legend", "xtitle", "title"):
+                for bx in p[part]:
+                    if overlap(bx, area, tol=2):
+                        bad.append(f"{pid}: {part} {bx} covers the plot area {area}")
+        for leg in p["legend"]:
+            for part in ("xticks", "xtitle"):
+                for bx in p[part]:
+                    if bx[2] > 0 and overlap(leg, bx):
+                        bad.append(f"{pid}: the legend covers the x axis ({part})")
+        ticks = sorted((t for t in p["xticks"] if t[2] > 0), key=lambda t: t[0])
+        for a, b in zip(ticks, ticks[1:]):
+            if overlap(a, b, tol=0):
+                bad.append(f"{pid}: x tick labels overlap")
+    return bad
+
+
 def page_errors(dom: str) -> int:
     m = re.search(r'<html[^>]*data-errors="(\d+)"', dom)
     return int(m.group(1)) if m else 0
@@ -147,7 +252,7 @@ def report(tmp_path) -> tuple[Path, int]:
         spec = CaseSpec.make("matmul", EVIL, EVIL_IMG, "float32", {"m": 64, "n": 64, "k": 64})
         store.add_result(second, CaseResult(spec, "error", error=f"</script>{EVIL} failed"))
         path, runs = build_report(store, [str(first), str(second)], tmp_path / "report.html")
-    return path, sum(len(r.rows) for r in runs)
+    return path, sum(1 for r in runs for row in r.rows if row["status"] != "skipped")
 
 
 def test_report_renders_every_plot_without_console_output(report, tmp_path):
@@ -161,7 +266,7 @@ def test_report_renders_every_plot_without_console_output(report, tmp_path):
     expected = re.search(r'data-plots-expected="(\d+)"', dom)
     rendered = re.search(r'data-plots-rendered="(\d+)"', dom)
     assert expected and rendered and expected.group(1) == rendered.group(1) == str(len(found.plots))
-    # Every case is a row of the sortable table (plus the header row).
+    # Every case but the skipped ones (hidden until asked for) is a row of the sortable table, plus the header.
     assert found.rows == n_cases + 1
 
 
@@ -174,3 +279,57 @@ def test_injected_names_stay_text_in_the_browser(report, tmp_path):
     # The names are on the page, as text.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert "&lt;img src=x" in dom
+
+
+# --- layout: nothing covers anything ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_sections_and_plots_do_not_overlap(report, tmp_path, width):
+    path, _ = report
+    boxes = layout_boxes(path, tmp_path, width)
+    assert len(boxes["plots"]) >= 8 and len(boxes["sections"]) >= 6
+    assert layout_problems(boxes) == []
+
+
+def test_a_cpu_machine_report_lays_out_cleanly(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        matmul, mnist, _ = cpu_machine_runs(store)
+        path, _ = build_report(store, [str(matmul), str(mnist)], tmp_path / "r.html")
+    dom, console = open_in_browser(path, tmp_path)
+    assert console == [] and page_errors(dom) == 0 and all(parse(dom).plots.values())
+    assert "1 run" in dom  # one-sample MNIST cases, in the table the page draws
+    boxes = layout_boxes(path, tmp_path)
+    assert layout_problems(boxes) == []
+    # The accuracy chart keeps its x axis and legend: every one of its points is inside its plot area.
+    acc = next(p for p in boxes["plots"] if p["legend"] and len(p["points"]) >= 9)
+    assert acc["xticks"] and acc["xtitle"]
+    area = acc["area"][0]
+    assert all(inside(pt, area, tol=6) for pt in acc["points"])
+
+
+def test_the_layout_check_catches_a_legend_that_overflows(tmp_path):
+    from gpubench.report.page import assemble
+
+    names = [f"series number {i} with a long descriptive name" for i in range(16)]
+    fig = {"id": "fig0", "data": [{"type": "scatter", "x": [1, 2], "y": [i, i + 1], "name": n}
+                                  for i, n in enumerate(names)],
+           "layout": {"height": 320, "legend": {"orientation": "h", "y": -0.2}}}  # no fit_legend
+    body = '<section id="a"><div class="plot" id="fig0"></div></section><section id="b"><p>next</p></section>'
+    page = tmp_path / "broken.html"
+    page.write_text(assemble(title="t", subtitle="", nav=[], body=body, footer="", figures=[fig]))
+    problems = layout_problems(layout_boxes(page, tmp_path))
+    assert any("legend" in p for p in problems), problems
+
+
+def test_history_page_renders_cleanly(tmp_path, cli):
+    store = tmp_path / "h.sqlite"
+    history_store(store, n_runs=9, step_at=5).close()
+    out = tmp_path / "history.html"
+    code, _, err = cli("history", "--store", str(store), "-o", str(out))
+    assert code == 0, err
+    dom, console = open_in_browser(out, tmp_path)
+    assert console == [] and page_errors(dom) == 0
+    found = parse(dom)
+    assert len(found.plots) == 4 and all(found.plots.values())
+    assert layout_problems(layout_boxes(out, tmp_path)) == []

@@ -52,8 +52,8 @@ def error_lines(stderr: str) -> list[str]:
     (["--timeout", "0"], "--timeout must be a positive number of seconds, or inf for no limit, got 0"),
     (["--budget", "inf"], "--budget must be a positive finite number of seconds, got inf"),
     (["--budget", "nan"], "--budget must be a positive finite number of seconds, got nan"),
-    (["--target", "inf"], "--target must be a positive finite fraction, got inf"),
-    (["--target", "-0.1"], "--target must be a positive finite fraction, got -0.1"),
+    (["--target", "inf"], "--target must be a fraction between 0 and 1 (0.01 means ±1 %), got inf"),
+    (["--target", "-0.1"], "--target must be a fraction between 0 and 1 (0.01 means ±1 %), got -0.1"),
 ])
 def test_bad_limits_exit_2_in_one_line(store_path, cli, args, message):
     code, _, err = cli("run", "--suite", "saxpy", "--backend", "numpy", *args)

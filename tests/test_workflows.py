@@ -164,7 +164,14 @@ def test_gpu_workflow_shape():
     assert "gpubench import bench-out/bench.json" in script
     assert re.search(r'gpubench compare "\$BASE" "\$NEW_RUN" --threshold "\$THRESHOLD" --html', script)
     assert "gpubench report" in script
+    # The runner's history: every run is kept in a store outside the checkout, gated against the last N.
+    assert re.search(r'gpubench import bench-out/bench.json --store "\$HISTORY_STORE"', script)
+    assert re.search(r'gpubench compare --against-last "\$LAST_N" "\$HIST_RUN" --store "\$HISTORY_STORE" '
+                     r'--threshold "\$THRESHOLD" --html bench-out/compare-history.html', script)
+    assert 'gpubench history --store "$HISTORY_STORE" -o bench-out/history.html' in script
+    history_store = load(REPO / ".github" / "workflows" / "gpu-bench.yml")["env"]["HISTORY_STORE"]
+    assert "../" in history_store, "the history store must live outside the checkout (checkout cleans it)"
     [upload] = [s for _, _, s in steps(doc) if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert upload["if"] == "always()"
-    for name in ("bench.json", "report.html", "compare.html"):
+    for name in ("bench.json", "report.html", "compare.html", "compare-history.html", "history.html"):
         assert f"bench-out/{name}" in upload["with"]["path"]

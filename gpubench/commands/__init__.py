@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-COMMANDS = ("run", "list", "env", "runs", "show", "export", "report", "compare", "calibrate", "import")
+COMMANDS = ("run", "list", "env", "runs", "show", "export", "report", "history", "compare", "calibrate", "import")
 
 
 def add_store_argument(parser) -> None:

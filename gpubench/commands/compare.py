@@ -8,8 +8,12 @@ HELP = "compare two runs case by case: faster, slower, same or not comparable (e
 
 
 def add_arguments(p) -> None:
-    p.add_argument("base", metavar="BASE", help="the reference run: id, latest or latest~N")
-    p.add_argument("new", metavar="NEW", help="the run to judge: id, latest or latest~N")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="BASE NEW: the reference run and the run to judge (id, latest or latest~N); "
+                        "with --against-last, NEW alone")
+    p.add_argument("--against-last", type=int, metavar="N",
+                   help="judge NEW against the median of the last N earlier runs of the same machine "
+                        "(per case) instead of a BASE run")
     p.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                    help="smallest change in %% that counts as faster or slower (default 5)")
     p.add_argument("--alpha", type=float, default=0.05, metavar="P",
@@ -21,7 +25,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import sys
 
-    from gpubench.compare import compare_runs, format_table, render_html
+    from gpubench.compare import compare_runs, format_table, history_base, render_html
     from gpubench.errors import UsageError
     from gpubench.report.html import write_atomic
     from gpubench.store import ResultStore
@@ -30,10 +34,35 @@ def run(args) -> int:
         raise UsageError(f"--threshold must be a non-negative percentage, got {args.threshold}")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.against_last is not None:
+        if args.against_last < 1:
+            raise UsageError(f"--against-last must be a positive number of runs, got {args.against_last}")
+        if len(args.runs) != 1:
+            raise UsageError("with --against-last N give only the run to judge: gpubench compare --against-last N NEW")
+    elif len(args.runs) != 2:
+        raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
     with ResultStore(args.store, readonly=True) as store:
-        base, new = store.run(args.base), store.run(args.new)
-        comparison = compare_runs(base, store.results(base.id), new, store.results(new.id),
-                                  threshold_pct=args.threshold, alpha=args.alpha)
+        if args.against_last is not None:
+            new = store.run(args.runs[0])
+            new_results = store.results(new.id)
+            hist = history_base(store, new, new_results, args.against_last)
+            if not hist.results:
+                # The first runs of a machine have no history yet: that is no failure of the new run.
+                print(f"gpubench: no earlier run of this machine has any case of run {new.id}: nothing to compare "
+                      "yet (the history starts here)", file=sys.stderr)
+                return 0
+            comparison = compare_runs(hist.runs[-1], hist.results, new, new_results, threshold_pct=args.threshold,
+                                      alpha=args.alpha, base_medians=hist.medians,
+                                      base_text=hist.describe(args.against_last))
+        else:
+            base, new = store.run(args.runs[0]), store.run(args.runs[1])
+            comparison = compare_runs(base, store.results(base.id), new, store.results(new.id),
+                                      threshold_pct=args.threshold, alpha=args.alpha)
+    if comparison.cases and not comparison.shared:
+        b, n = comparison.base, comparison.new
+        print(f"gpubench: warning: runs {b.id} ({b.suite}) and {n.id} ({n.suite}) share no case: nothing to "
+              "compare (list the runs with 'gpubench runs' and pick two of the same suite)", file=sys.stderr)
+        return 2
     print(format_table(comparison))
     if args.html:
         path = write_atomic(args.html, render_html(comparison))

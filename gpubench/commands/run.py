@@ -41,8 +41,7 @@ def run(args) -> int:
     if not args.suite:
         raise UsageError("--suite must not be empty")
     check_limit("--timeout", args.timeout, allow_inf=True)
-    check_limit("--budget", args.budget)
-    check_limit("--target", args.target, what="fraction")
+    # --budget and --target are checked where the run profile is resolved (gpubench.profile).
     suite = load_suite(args.suite)
     filters = Filters(split_csv(args.backend, "--backend"), split_csv(args.device, "--device"),
                       split_csv(args.dtype, "--dtype"))

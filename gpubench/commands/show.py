@@ -29,7 +29,7 @@ def print_run(store, run_ref) -> None:
         print(f"reason: {run.reason}")
     print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size)")
     if rows:
-        print(results_table(rows))
+        print(results_table(rows, run.environment))
     counts = Counter(r.status for r in results)
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no results")
 

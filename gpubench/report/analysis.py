@@ -20,6 +20,8 @@ class DeviceCeilings:
     peaks: dict[str, float] = field(default_factory=dict)
     mem_gbps: float | None = None
     methods: dict[str, str] = field(default_factory=dict)
+    quality: dict[str, str] = field(default_factory=dict)
+    """Source of each ceiling (keys: dtypes and ``memory``): ``measured``, ``provisional`` or ``datasheet``."""
 
 
 def ceilings_by_device(ceilings: list[dict[str, Any]]) -> dict[str, DeviceCeilings]:
@@ -31,9 +33,11 @@ def ceilings_by_device(ceilings: list[dict[str, Any]]) -> dict[str, DeviceCeilin
             if c["value"] > d.peaks.get(c["dtype"], 0):
                 d.peaks[c["dtype"]] = c["value"]
                 d.methods[c["dtype"]] = c.get("method", "")
+                d.quality[c["dtype"]] = c.get("quality", "measured")
         elif c["kind"] == MEM_BW and c["value"] > (d.mem_gbps or 0):
             d.mem_gbps = c["value"]
             d.methods["memory"] = c.get("method", "")
+            d.quality["memory"] = c.get("quality", "measured")
     return out
 
 
@@ -130,9 +134,27 @@ def break_even(runs: list[RunData]) -> list[BreakEven]:
     return out
 
 
+#: A speedup whose 95 % interval is wider than this (±20 %) is not quoted as a headline.
+HEADLINE_MAX_CI = 0.20
+
+
+def _tight(row: dict[str, Any], key: str) -> bool:
+    half = row.get(key)
+    return half is not None and half <= HEADLINE_MAX_CI
+
+
 def headlines(runs: list[RunData]) -> list[str]:
-    """Plain sentences answering "how much faster is the GPU, for what, at which size"."""
+    """Plain sentences answering "how much faster is the GPU, for what, at which size".
+
+    A speedup is quoted only when its 95 % interval is within ±20 % (:data:`HEADLINE_MAX_CI`); a noisier
+    one is said to be too noisy. On a machine without a GPU the reason no accelerator ran is that, never
+    a missing package.
+    """
+    from gpubench.envinfo import machine_key
+    from gpubench.tables import has_gpu
+
     out = []
+    no_gpu: dict[tuple, list[str]] = {}
     for run in runs:
         prefix = f"{run.label}: " if len(runs) > 1 else ""
         ok = [r for r in run.rows if r["status"] == "ok"]
@@ -158,21 +180,42 @@ def headlines(runs: list[RunData]) -> list[str]:
             accel = [r for r in at if r["kind"] != "cpu" and r.get("speedup_cpu") is not None
                      and not r["end_to_end"]]
             if accel:
-                a = max(accel, key=lambda r: r["speedup_cpu"])
+                quotable = [r for r in accel if _tight(r, "speedup_cpu_ci")]
+                noisy = len(accel) - len(quotable)
+                if not quotable:
+                    out.append(f"{prefix}{workload} {dtype} at {size}: accelerator speedups are too noisy to quote "
+                               f"(95% interval wider than ±{HEADLINE_MAX_CI:.0%}); see the table.")
+                    continue
+                a = max(quotable, key=lambda r: r["speedup_cpu"])
                 base = (f" and {a['speedup_baseline']:.3g}× the baseline {a['baseline']}"
-                        if a.get("speedup_baseline") is not None else "")
+                        if a.get("speedup_baseline") is not None and _tight(a, "speedup_baseline_ci") else "")
+                more = f" ({noisy} noisier result{'s' if noisy > 1 else ''} not quoted)" if noisy else ""
                 out.append(f"{prefix}{workload} {dtype} at {size}: {_name(a)} reaches {a['rate']:.4g} {u}, "
-                           f"{a['speedup_cpu']:.3g}× the fastest CPU backend ({a['fastest_cpu']}){base}.")
+                           f"{a['speedup_cpu']:.3g}× the fastest CPU backend ({a['fastest_cpu']}){base}{more}.")
             else:
                 cpu_note = ""
-                if best.get("speedup_baseline") is not None and best["backend"] != run.info.baseline:
+                if (best.get("speedup_baseline") is not None and best["backend"] != run.info.baseline
+                        and _tight(best, "speedup_baseline_ci")):
                     cpu_note = f", {best['speedup_baseline']:.3g}× the baseline {best['baseline']}"
+                noise = ""
+                if best["median_s"] and best["n_samples"] >= 2:
+                    half = (best["ci95_high_s"] - best["ci95_low_s"]) / 2 / best["median_s"]
+                    if half > HEADLINE_MAX_CI:
+                        noise = f" (noisy: ±{half:.0%})"
                 out.append(f"{prefix}{workload} {dtype} at {size}: fastest is {_name(best)} with "
-                           f"{best['rate']:.4g} {u}{cpu_note}.")
+                           f"{best['rate']:.4g} {u}{noise}{cpu_note}.")
         if not accel_any:
+            if not has_gpu(run.env):
+                no_gpu.setdefault(machine_key(run.env), []).append(run.label)
+                continue
             reasons = sorted({r["error"] for r in run.rows if r["status"] == "skipped" and r["kind"] != "cpu"})
             why = f" (skipped: {reasons[0]}{' …' if len(reasons) > 1 else ''})" if reasons else ""
             out.append(f"{prefix}no accelerator case ran in this run{why}; speedups compare CPU backends only.")
+    for labels in no_gpu.values():  # once per machine
+        who = f"{', '.join(labels)}: " if len(runs) > 1 else ""
+        out.append(f"{who}this machine has no GPU (nvidia-smi lists none and no backend found one), so no "
+                   "accelerator case ran; speedups compare CPU backends only. Run with --device cpu to skip "
+                   "the GPU cases.")
     return out
 
 
@@ -188,7 +231,7 @@ def _training_headline(workload: str, dtype: str, rows: list[dict[str, Any]]) ->
     if slowest_cpu is not None and slowest_cpu is not best:
         ratio = slowest_cpu["metrics"]["time_to_target_s"] / best["metrics"]["time_to_target_s"]
         text += f", {ratio:.3g}× sooner than the fastest CPU backend ({_name(slowest_cpu)})"
-    return text + "."
+    return text + " (one training run each)."
 
 
 def _name(row: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@
     time: fmtTime,
     ci: function (v, row, i) {
       if (!v) { return "-"; }
+      if (v.length > 2 && v[2] < 2) { return "1 run"; }
       var med = row[i - 1];
       var half = med ? (v[1] - v[0]) / 2 / med * 100 : 0;
       return fmtTime(v[0]) + " – " + fmtTime(v[1]) + " (±" + half.toFixed(1) + "%)";
@@ -83,12 +84,16 @@
   });
   var filter = document.getElementById("cases-filter");
   var count = document.getElementById("cases-count");
+  var showSkipped = document.getElementById("cases-skipped");
+  var statusCol = -1;
+  t.columns.forEach(function (col, i) { if (col.name === "status") { statusCol = i; } });
   function draw() {
     var q = filter ? filter.value.trim().toLowerCase() : "";
     var frag = document.createDocumentFragment();
     var shown = 0;
     rows.forEach(function (r) {
       if (q && r.hay.indexOf(q) < 0) { return; }
+      if (showSkipped && !showSkipped.checked && r.raw[statusCol] === "skipped") { return; }
       shown += 1;
       var tr = document.createElement("tr");
       r.text.forEach(function (text, i) {
@@ -106,5 +111,6 @@
     if (count) { count.textContent = shown + " of " + rows.length + " cases"; }
   }
   if (filter) { filter.addEventListener("input", draw); }
+  if (showSkipped) { showSkipped.addEventListener("change", draw); }
   draw();
 })();

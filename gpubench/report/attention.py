@@ -69,27 +69,39 @@ def _seq_axis(layout: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     layout["xaxis"].update({"tickvals": values, "ticktext": [str(v) for v in values]})
 
 
-def _trace(name: str, pts: list[dict[str, Any]], ys: list[float], text: list[str], color: str,
-           causal: bool, run_index: int) -> dict[str, Any]:
-    return {"type": "scatter", "mode": "lines+markers", "name": plot_text(name),
-            "x": [_params(p)["s"] for p in pts], "y": ys, "text": text, "hovertemplate": "%{text}<extra></extra>",
-            "line": {"color": color, "width": 2, "dash": "dash" if causal else "solid"},
-            "marker": {"symbol": charts.SYMBOLS[run_index % len(charts.SYMBOLS)], "size": 7}}
+class _Styles:
+    """One hue per backend (the report's :class:`~gpubench.report.charts.Colors`), a marker per kernel, head
+    shape and run within it; the mask is the dash (solid full, dashed causal)."""
+
+    def __init__(self, colors: charts.Colors):
+        self.colors = colors
+        self.symbols: dict[str, dict[str, int]] = defaultdict(dict)
+
+    def trace(self, name: str, pts: list[dict[str, Any]], ys: list[float], text: list[str],
+              run_index: int) -> dict[str, Any]:
+        first = pts[0]
+        kinds = self.symbols[first["backend"]]
+        index = kinds.setdefault(f"{run_index}|{first['series']}|{first['dtype']}|{head_shape(first)}", len(kinds))
+        return {"type": "scatter", "mode": "lines+markers", "name": plot_text(name),
+                "x": [_params(p)["s"] for p in pts], "y": ys, "text": text, "hovertemplate": "%{text}<extra></extra>",
+                "line": {"color": self.colors(first["backend"]), "width": 2,
+                         "dash": "dash" if _params(first)["causal"] else "solid"},
+                "marker": {"symbol": charts.SYMBOLS[index % len(charts.SYMBOLS)], "size": 7}}
 
 
 def rate_figure(rows: list[dict[str, Any]], title: str, colors: charts.Colors) -> dict[str, Any]:
     """TFLOP/s against S, log-log, one line per kernel, device, mask and head shape (and run)."""
     rows = [r for r in usable(rows) if r.get("gflops")]
     multi = len(charts.run_order(rows)) > 1
+    styles = _Styles(colors)
     traces = []
     for (run_index, identity), pts in _lines(rows, with_dtype=False).items():
         name = charts.series_name(pts[0]["run_label"], identity, multi)
         text = [charts.hover(p, name, [f"{p['gflops'] / 1000:.4g} TFLOP/s"]) for p in pts]
-        traces.append(_trace(name, pts, [p["gflops"] / 1000 for p in pts], text,
-                             colors(f"{pts[0]['series']} {head_shape(pts[0])}"), _params(pts[0])["causal"], run_index))
+        traces.append(styles.trace(name, pts, [p["gflops"] / 1000 for p in pts], text, run_index))
     layout = charts.base_layout(title, "sequence length S", "TFLOP/s")
     _seq_axis(layout, rows)
-    layout["yaxis"].update(charts.log_ticks([r["gflops"] / 1000 for r in rows]))
+    layout["yaxis"].update(charts.log_axis([r["gflops"] / 1000 for r in rows], "number"))
     layout["annotations"] = [{"xref": "paper", "yref": "paper", "x": 1, "y": 1.02, "xanchor": "right",
                               "yanchor": "bottom", "showarrow": False, "font": {"size": 10, "color": "#555"},
                               "text": "solid: full attention · dashed: causal"}]
@@ -108,16 +120,16 @@ def memory_figure(rows: list[dict[str, Any]], title: str, colors: charts.Colors)
     if not rows:
         return None
     multi = len(charts.run_order(rows)) > 1
+    styles = _Styles(colors)
     traces = []
     for (run_index, identity), pts in _lines(rows, with_dtype=True).items():
         name = charts.series_name(pts[0]["run_label"], identity, multi)
         text = [charts.hover(p, name, [f"peak memory {fmt_bytes(peak_memory(p))}",
                                        str(p["metrics"].get("memory_method", ""))]) for p in pts]
-        traces.append(_trace(name, pts, [peak_memory(p) for p in pts], text,
-                             colors(f"{pts[0]['series']} {head_shape(pts[0])}"), _params(pts[0])["causal"], run_index))
-    layout = charts.base_layout(title, "sequence length S", "peak memory (bytes)")
+        traces.append(styles.trace(name, pts, [peak_memory(p) for p in pts], text, run_index))
+    layout = charts.base_layout(title, "sequence length S", "peak memory")
     _seq_axis(layout, rows)
-    layout["yaxis"].update(charts.log_ticks([peak_memory(r) for r in rows]))
+    layout["yaxis"].update(charts.log_axis([peak_memory(r) for r in rows], "bytes"))
     return {"data": traces, "layout": layout}
 
 

@@ -11,22 +11,19 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from gpubench import __version__
+from gpubench import __version__, tables
 from gpubench.datasheet import datasheet_for
+from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
 from gpubench.report import analysis, attention, charts
-from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
-from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
-from gpubench.store import ResultStore
+from gpubench.report.html import esc, table, write_atomic
+from gpubench.report.model import RunData, load_runs
+from gpubench.report.page import assemble
+from gpubench.store import CALIBRATE_SUITE, ResultStore
 from gpubench.tables import fmt_bytes
-
-
-def _resource(name: str) -> str:
-    return (files("gpubench.report") / name).read_text(encoding="utf-8")
 
 
 class Page:
@@ -37,12 +34,12 @@ class Page:
         self.nav: list[tuple[str, str]] = []
         self.figures: list[dict[str, Any]] = []
 
-    def figure(self, fig: dict[str, Any] | None) -> str:
-        """Register a figure; return its placeholder div ('' for None)."""
+    def figure(self, fig: dict[str, Any] | None, wide: bool = False) -> str:
+        """Register a figure (``wide``: it spans the page, not a grid column); return its placeholder div."""
         if fig is None or not fig.get("data"):
             return ""
         fid = f"fig{len(self.figures)}"
-        charts.fit_legend(fig)
+        charts.fit_legend(fig, charts.WIDE_LEGEND_WIDTH if wide else charts.LEGEND_WIDTH)
         self.figures.append({"id": fid, **fig})
         return f'<div class="plot" id="{fid}"></div>'
 
@@ -55,17 +52,30 @@ class Page:
 # --- sections ------------------------------------------------------------------------------------
 
 
+def banners(runs: list[RunData]) -> list[str]:
+    """Warnings a reader must see before any number: most cases noisy or busy, with the machine's load.
+    (A machine without a GPU is said once among the headlines.)"""
+    out = []
+    for run in runs:
+        prefix = f"{run.label}: " if len(runs) > 1 else ""
+        note = tables.noise_note(run.env, run.rows)
+        if note:
+            out.append(prefix + note)
+    return out
+
+
 def _glance(page: Page, runs: list[RunData]) -> None:
     lines = analysis.headlines(runs)
     if not lines:
         lines = ["No case produced a measurement yet."]
+    warn = "".join(f'<div class="banner" role="note">⚠ {esc(b)}</div>' for b in banners(runs))
     items = "".join(f"<li>{esc(s)}</li>" for s in lines)
     baselines = sorted({r.info.baseline for r in runs if r.info.baseline})
     named = esc(", ".join(b + ":cpu" for b in baselines) or "none")
     note = ("Speedup is the CPU case's median time divided by this case's median time, at the same workload, "
             "dtype and size. The headline compares with the <b>fastest CPU backend of the run</b>; the "
             f"named baseline ({named}) is shown too.")
-    page.section("glance", "At a glance", f'<ul class="headlines">{items}</ul><p class="note">{note}</p>')
+    page.section("glance", "At a glance", f'{warn}<ul class="headlines">{items}</ul><p class="note">{note}</p>')
 
 
 def _flatten(prefix: str, value: Any, out: list[list[str]]) -> None:
@@ -113,6 +123,14 @@ def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
         text = "; ".join(f"{k} {v}" for k, v in facts)
         dev_text = "devices: " + ", ".join(devs) if devs else ""
         rows.append([f"backend {name}", "; ".join(x for x in (text, dev_text) if x)])
+    git = env.get("git") if isinstance(env.get("git"), dict) else {}
+    for who, facts in (("project code", git.get("project")), ("gpubench", git.get("gpubench"))):
+        if isinstance(facts, dict) and (facts.get("commit") or facts.get("version")):
+            short = str(facts.get("short") or "")
+            text = f"{facts['branch']}@{short}" if facts.get("branch") and short else short
+            text += " (uncommitted changes)" if facts.get("dirty") and short else ""
+            text = ", ".join(x for x in (f"version {facts['version']}" if facts.get("version") else "", text) if x)
+            rows.append([who, text])
     libs = env.get("libraries") or {}
     if libs:
         rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in sorted(libs.items()))])
@@ -120,10 +138,11 @@ def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
         rows.append(["environment", ", ".join(f"{k}={v}" for k, v in sorted(env["env_vars"].items()))])
     html_out = table(["", ""], rows)
     if ceilings:
-        crow = [[c["device"], c["kind"], c.get("dtype") or "", f"{c['value']:.4g} {c['unit']}", c.get("method", "")]
+        crow = [[c["device"], c["kind"], c.get("dtype") or "", f"{c['value']:.4g} {c['unit']}",
+                 charts.QUALITY_TEXT.get(c.get("quality", "measured"), str(c.get("quality"))), c.get("method", "")]
                 for c in ceilings]
         html_out += "<h3>Measured ceilings (gpubench calibrate)</h3>" + table(
-            ["device", "ceiling", "dtype", "value", "how"], crow, cls="cases")
+            ["device", "ceiling", "dtype", "value", "source", "how"], crow, cls="cases")
     names = [str(g.get("name", "")) for g in env.get("gpus") or [] if isinstance(g, dict)]
     sheet_rows = []
     for n in dict.fromkeys(names):
@@ -161,21 +180,69 @@ def _num(value: Any, missing: str = "-") -> str:
     return f"{value:.4g}"
 
 
-def _is_transfer(rows: list[dict[str, Any]]) -> bool:
-    return any("direction" in r["params"] for r in rows)
+def _thousands(value: Any) -> str:
+    """``12,345`` (``-`` for a missing value)."""
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def _is_training(rows: list[dict[str, Any]]) -> bool:
-    keys = ("curve", "epoch_curve", "time_to_target_s")
-    return any(any(k in r["metrics"] for k in keys) for r in rows)
-
-
-def _report_section(workload: str) -> str:
-    """The report section a workload declares (``throughput`` for one this machine lacks)."""
+def _section_of(workload: str, rows: list[dict[str, Any]]) -> str:
+    """The report section a workload asks for (its ``report_section``); guessed from the data for a workload
+    this machine does not have installed."""
     from gpubench.workloads import find_workload
 
-    found = find_workload(workload)
-    return getattr(found, "report_section", "throughput") if found is not None else "throughput"
+    w = find_workload(workload)
+    if w is not None:
+        return w.report_section
+    if any("direction" in r["params"] for r in rows):
+        return "transfer"
+    if any(k in r["metrics"] for r in rows for k in ("curve", "epoch_curve", "time_to_target_s")):
+        return "training"
+    return "throughput"
+
+
+def _throughput_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
+                      colors: charts.Colors, multi: bool) -> list[str]:
+    parts = []
+    for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
+        drows = [r for r in ok if r["dtype"] == dtype]
+        unit = "GB/s" if drows[0]["unit"] == "gbps" else "GFLOP/s"
+        figs = [charts.throughput_figure(drows, f"{workload} {dtype}: {unit} against size", colors, multi),
+                charts.speedup_figure(drows, f"{workload} {dtype}: speedup", baselines, colors, multi)]
+        parts.append(f"<h3>{esc(workload)} · {esc(dtype)}</h3>"
+                     + '<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
+    return parts
+
+
+def _transfer_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
+                    colors: charts.Colors, multi: bool) -> list[str]:
+    return [page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors, multi), wide=True)]
+
+
+def _training_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
+                    colors: charts.Colors, multi: bool) -> list[str]:
+    figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
+            charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors, multi)]
+    parts = ["".join(page.figure(f, wide=True) for f in figs)]
+    finals = [[r["run_label"], r["series"], r["size"], _num(r["metrics"].get("final_accuracy")),
+               _num(r["metrics"].get("time_to_target_s"), "not reached"),
+               _thousands(r["metrics"].get("samples_per_s")), tables.ci_text(r) or "-"]
+              for r in ok if r["metrics"]]
+    if finals:
+        parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)", "samples/s",
+                            "95% CI of the epoch time"], finals, "cases"))
+    return parts
+
+
+#: Renderers of the report sections a workload may ask for (``Workload.report_section``). A workload
+#: with a section of its own adds it here; an unknown name falls back to ``throughput``.
+def _attention_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
+                     colors: charts.Colors, multi: bool) -> list[str]:
+    return [attention.body(ok, page.figure, colors, workload)]
+
+
+#: Report section renderers by the ``report_section`` a workload declares.
+SECTION_RENDERERS = {"throughput": _throughput_parts, "transfer": _transfer_parts, "training": _training_parts,
+                     attention.SECTION: _attention_parts}
 
 
 def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
@@ -190,32 +257,8 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
         suites = sorted({r["suite"] for r in wrows})
         parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok)} ok · '
                  f"hover a point for its median, 95% CI and speedups</p>"]
-        section = _report_section(workload)
-        if section == attention.SECTION:
-            parts += [html_ for html_ in [attention.body(ok, page.figure, colors, workload)] if html_]
-        elif _is_transfer(wrows):
-            parts.append(page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors, multi)))
-        elif _is_training(wrows):
-            figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
-                    charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors, multi)]
-            parts.append("".join(page.figure(f) for f in figs))
-            finals = [[r["run_label"], charts.series_identity(r, True), r["size"],
-                       _num(r["metrics"].get("final_accuracy")),
-                       _num(r["metrics"].get("time_to_target_s"), "not reached"),
-                       _num(r["metrics"].get("samples_per_s"))]
-                      for r in ok if r["metrics"]]
-            if finals:
-                parts.append(table(["run", "case", "size", "final accuracy", "time to target (s)", "samples/s"],
-                                   finals, "cases"))
-        if not _is_training(wrows) and section != attention.SECTION:
-            if not _is_transfer(wrows):
-                for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
-                    drows = [r for r in ok if r["dtype"] == dtype]
-                    unit = "GB/s" if drows[0]["unit"] == "gbps" else "GFLOP/s"
-                    figs = [charts.throughput_figure(drows, f"{workload} {dtype}: {unit} against size", colors, multi),
-                            charts.speedup_figure(drows, f"{workload} {dtype}: speedup", baselines, colors, multi)]
-                    parts.append(f"<h3>{esc(workload)} · {esc(dtype)}</h3>"
-                                 + '<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
+        render_parts = SECTION_RENDERERS.get(_section_of(workload, wrows), _throughput_parts)
+        parts += [p for p in render_parts(page, workload, ok, baselines, colors, multi) if p]
         if len(parts) == 1:
             parts.append('<p class="note">No case of this workload produced a measurement; see Problems below.</p>')
         page.section(f"w-{re.sub(r'[^a-zA-Z0-9_-]', '_', workload)}", f"{workload}", "".join(parts))
@@ -242,6 +285,25 @@ def _break_even(page: Page, runs: list[RunData]) -> None:
                  "(<code>include_transfer = true</code>).</p>" + table(headers, rows, "cases"))
 
 
+def _ceiling_rows(dc: analysis.DeviceCeilings, sheet: tuple | None) -> list[list[str]]:
+    rows = []
+    for dtype, peak in sorted(dc.peaks.items(), key=lambda kv: -kv[1]):
+        rows.append([dc.device, f"peak {dtype}", f"{peak:.4g} GFLOP/s",
+                     charts.QUALITY_TEXT.get(dc.quality.get(dtype, "measured"), "measured"), dc.methods.get(dtype, "")])
+    if dc.mem_gbps:
+        rows.append([dc.device, "memory bandwidth", f"{dc.mem_gbps:.4g} GB/s",
+                     charts.QUALITY_TEXT.get(dc.quality.get("memory", "measured"), "measured"),
+                     dc.methods.get("memory", "")])
+    if sheet:
+        name, peaks = sheet
+        for dtype in ("float64", "float32", "tf32", "bfloat16", "float16"):
+            if dtype in peaks:
+                rows.append([name, f"peak {dtype}", f"{peaks[dtype]:g} TFLOP/s", "datasheet", "vendor, dense"])
+        if peaks.get("mem_gbps"):
+            rows.append([name, "memory bandwidth", f"{peaks['mem_gbps']:g} GB/s", "datasheet", "vendor"])
+    return rows
+
+
 def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
     multi = len(runs) > 1
     points_all = [r for run in runs for r in run.rows
@@ -249,9 +311,6 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
                   and not r["end_to_end"]]
     if not points_all:
         return
-    parts = ['<p class="note">Each case sits at its arithmetic intensity (FLOPs per byte it must move). '
-             "Below the sloped line a case is limited by memory bandwidth, below the flat line by compute. "
-             "Percentages are of the attainable: the lower of the two roofs at that intensity.</p>"]
     # One chart per machine calibration and device kind.
     groups: dict[tuple, list] = defaultdict(list)
     ceil_of: dict[tuple, tuple] = {}
@@ -265,22 +324,43 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
             key = (run.ceilings_run, dc.device if dc else None, r["kind"] if dc is None else "")
             groups[key].append(r)
             ceil_of[key] = (dc, run)
-    missing = False
+    parts: list[str] = []
+    any_roof = any(dc is not None and (dc.peaks or dc.mem_gbps) for dc, _ in ceil_of.values())
+    if any_roof:
+        parts.append('<p class="note">Each case sits at its arithmetic intensity (FLOPs per byte it must move). '
+                     "Under the sloped line (memory bandwidth × intensity) a case is limited by memory; under a flat "
+                     "line, by compute. Percentages are of the attainable: the lower roof at that intensity. Each "
+                     "roof says where it came from: measured by <code>gpubench calibrate</code>, provisional from "
+                     "<code>calibrate --quick</code> (small sizes: real cases may sit above it), or a vendor "
+                     "datasheet.</p>")
+    sheet_rows: list[list[str]] = []
     for key, pts in groups.items():
         dc, run = ceil_of[key]
         names = [p["device_name"] for p in pts if p["device_name"]]
         sheet = next((datasheet_for(n) for n in names if datasheet_for(n)), None)
         if dc is None:
-            missing = True
-            title = f"roofline: {pts[0]['kind']} cases (no measured ceilings)"
+            title = f"roofline: {pts[0]['kind']} cases (no ceilings: no roof drawn)"
+            parts.append(f'<p class="note">No ceilings for the {esc(pts[0]["kind"])} cases below, so no roof is '
+                         "drawn: the points show each case's rate at its arithmetic intensity only. Run "
+                         "<code>gpubench calibrate</code> on this machine (or <code>gpubench calibrate --quick</code>"
+                         " for a provisional one in seconds), then make the report again.</p>")
         else:
             title = f"roofline: {dc.device} ({names[0] if names else ''}) · ceilings from run {key[0]}"
+            sheet_rows += _ceiling_rows(dc, sheet)
         parts.append(page.figure(charts.roofline_figure(
             title, pts, dc.peaks if dc else {}, dc.mem_gbps if dc else None, colors, multi,
-            datasheet=sheet[1] if sheet else None, datasheet_name=sheet[0] if sheet else "")))
-    if missing:
-        parts.append('<p class="note">Some devices have no measured ceilings: run <code>gpubench calibrate</code> '
-                     "on that machine, then make the report again.</p>")
+            datasheet=sheet[1] if sheet else None, datasheet_name=sheet[0] if sheet else "",
+            quality=dc.quality if dc else None), wide=True))
+    flagged = [r for r in points_all if {"above_ceiling", "implausible"} & set(r.get("flags") or [])]
+    if flagged:
+        examples = ", ".join(r["label"] for r in flagged[:3]) + (" …" if len(flagged) > 3 else "")
+        parts.append(f'<p class="warn">⚠ {len(flagged)} case{"s are" if len(flagged) != 1 else " is"} above a '
+                     f"ceiling (ringed in red): {esc(examples)}. A rate above a measured ceiling means the ceiling "
+                     "is provisional (calibrate again without --quick); above a physical one, a measurement error."
+                     "</p>")
+    if sheet_rows:
+        parts.append("<h3>Ceilings</h3>" + table(["device", "ceiling", "value", "source", "how"], sheet_rows,
+                                                 "cases"))
     page.section("roofline", "Roofline: how close to what the hardware can do", "".join(parts))
 
 
@@ -297,24 +377,30 @@ def _table_rows(runs: list[RunData]) -> list[list[Any]]:
     out = []
     for run in runs:
         for r in run.rows:
-            backend = r["implementation"]
-            ci = [r["ci95_low_s"], r["ci95_high_s"]] if r["median_s"] else None
-            note = r["error"] if r["status"] != "ok" else flag_note(r, detail=True)
+            ci = [r["ci95_low_s"], r["ci95_high_s"], r["n_samples"]] if r["median_s"] else None
+            if r["status"] != "ok":
+                note = r["error"][:300]
+            else:  # the flags with what each one broke; noise judged as the terminal table judges it
+                note = flag_note({**r, "flags": tables.shown_flags(r), "target_met": None}, detail=True)
             rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
                 if r.get("rate") else None
-            out.append([run.label, r["workload"], r["size"], backend,
-                        r["device"], r["dtype"], r["status"], r["median_s"], ci, rate, r.get("speedup_cpu"),
-                        r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note[:300]])
+            out.append([run.label, r["workload"], r["size"], r["implementation"],
+                        r.get("device_text") or r["device"], r["dtype"], r["status"], r["median_s"], ci, rate,
+                        r.get("speedup_cpu"), r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note])
     return out
 
 
 def _cases(page: Page, runs: list[RunData]) -> dict[str, Any]:
     rows = _table_rows(runs)
+    skipped = sum(1 for r in rows if r[6] == "skipped")
+    toggle = (f'<label class="muted"><input type="checkbox" id="cases-skipped"> show the {skipped} skipped '
+              f"case{'s' if skipped != 1 else ''}</label>" if skipped else "")
     page.section("cases", "Every case",
                  '<p class="note">Click a column to sort; type to filter. Median of the per-call times, its '
-                 'distribution-free 95% confidence interval, and the rate at the median.</p>'
+                 'distribution-free 95% confidence interval, and the rate at the median. Skipped cases are hidden '
+                 "(one line per reason under Problems).</p>"
                  '<input class="filter" id="cases-filter" placeholder="filter, e.g. float32 or cuda" '
-                 'aria-label="filter cases"> <span class="muted" id="cases-count"></span>'
+                 f'aria-label="filter cases"> {toggle} <span class="muted" id="cases-count"></span>'
                  '<div class="tablewrap"><table class="cases" id="cases"><thead><tr></tr></thead>'
                  "<tbody></tbody></table></div>")
     return {"columns": [{"name": n, "kind": kind} for n, kind in TABLE_COLUMNS], "rows": rows}
@@ -325,21 +411,37 @@ def _problems(page: Page, runs: list[RunData]) -> None:
     if not bad:
         page.section("problems", "Problems", '<p class="note">Every case ran and passed its correctness check.</p>')
         return
-    groups: dict[tuple, list] = defaultdict(list)
-    for run, r in bad:
-        groups[(r["status"], r["error"] or "(no reason given)")].append((run, r))
-    order = {"incorrect": 0, "error": 1, "timeout": 2, "skipped": 3}
-    rows = []
-    for (status, reason), members in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), -len(kv[1]))):
-        examples = "; ".join(f"{r['label']}" + (f" ({run.label})" if len(runs) > 1 else "") for run, r in members[:3])
-        more = f" … and {len(members) - 3} more" if len(members) > 3 else ""
-        rows.append([status, len(members), reason[:500], examples + more])
+    failed = [(run, r) for run, r in bad if r["status"] != "skipped"]
+    parts = []
+    if failed:
+        groups: dict[tuple, list] = defaultdict(list)
+        for run, r in failed:
+            groups[(r["status"], r["error"] or "(no reason given)")].append((run, r))
+        order = {"incorrect": 0, "error": 1, "timeout": 2}
+        rows = []
+        for (status, reason), members in sorted(groups.items(),
+                                                key=lambda kv: (order.get(kv[0][0], 9), -len(kv[1]))):
+            examples = "; ".join(f"{r['label']}" + (f" ({run.label})" if len(runs) > 1 else "")
+                                 for run, r in members[:3])
+            more = f" … and {len(members) - 3} more" if len(members) > 3 else ""
+            rows.append([status, len(members), reason[:500], examples + more])
+        parts.append('<p class="note">An incorrect case failed its check against the float64 reference and is never '
+                     "shown as a speedup.</p>" + table(["status", "cases", "reason", "examples"], rows, "cases"))
+    skipped = [(run, r) for run, r in bad if r["status"] == "skipped"]
+    if skipped:
+        lines = []
+        for run in runs:
+            mine = [r for rr, r in skipped if rr is run]
+            for backend, reason, n in tables.skip_groups(mine):
+                lines.append([run.label] * (len(runs) > 1) + [backend, n, tables.reason_text(backend, reason)])
+        headers = ["run"] * (len(runs) > 1) + ["backend", "cases", "reason"]
+        parts.append(f'<details class="skips"><summary>{len(skipped)} skipped case{"s" if len(skipped) != 1 else ""}'
+                     f", {len(lines)} reason{'s' if len(lines) != 1 else ''} (click to show)</summary>"
+                     + table(headers, lines, "cases") + "</details>")
     counts = Counter(r["status"] for _, r in bad)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     page.section("problems", "Problems: skipped, failed and incorrect cases",
-                 f'<p class="note">{esc(summary)}. An incorrect case failed its check against the float64 '
-                 "reference and is never shown as a speedup.</p>"
-                 + table(["status", "cases", "reason", "examples"], rows, "cases"))
+                 f'<p class="note">{esc(summary)}.</p>' + "".join(parts))
 
 
 # --- assembly ------------------------------------------------------------------------------------
@@ -347,8 +449,6 @@ def _problems(page: Page, runs: list[RunData]) -> None:
 
 def render(runs: list[RunData]) -> str:
     """The complete HTML document for ``runs``."""
-    import plotly.offline
-
     for i, run in enumerate(runs):
         for r in run.rows:
             r["run_index"] = i
@@ -365,23 +465,13 @@ def render(runs: list[RunData]) -> str:
     _problems(page, runs)
 
     labels = ", ".join(f"{r.label} ({r.info.suite})" for r in runs)
-    first = runs[0].info
-    title = f"gpubench report: {labels}"
+    first = runs[0]
     subtitle = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} · " +
                 " · ".join(f"{r.label}: suite {r.info.suite}, {r.info.started_at}, {r.info.status}" for r in runs))
-    nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in page.nav)
-    errjs, appjs = _resource("errors.js"), _resource("app.js")
-    plotlyjs = plotly.offline.get_plotlyjs()
-    parts = {
-        "TITLE": esc(title), "HEADING": esc("gpubench report"), "SUBTITLE": esc(subtitle), "NAV": nav,
-        "BODY": "\n".join(page.sections),
-        "FOOTER": esc(f"made by gpubench {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S')} · "
-                      f"command of {first.label}: {first.command or '-'}"),
-        "DATA": script_json({"figures": page.figures, "table": table_data}),
-        "ERRJS": errjs, "PLOTLYJS": plotlyjs, "APPJS": appjs, "CSP": csp_meta([errjs, plotlyjs, appjs]),
-    }
-    template = _resource("template.html")
-    return re.sub(r"\$([A-Z]+)", lambda m: parts[m.group(1)], template)
+    footer = (f"made by gpubench {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S')} · "
+              f"command of {first.label}: {first.info.command or '-'}")
+    return assemble(title=f"gpubench report: {labels}", subtitle=subtitle, nav=page.nav,
+                    body="\n".join(page.sections), footer=footer, figures=page.figures, table=table_data)
 
 
 def default_output(runs: list[RunData]) -> Path:

@@ -15,7 +15,8 @@ from typing import Any
 from gpubench.export import guard_row, workload_unit
 from gpubench.records import CaseResult
 from gpubench.stats import median_ci95
-from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo, machine_key  # noqa: F401 (re-exported)
+from gpubench.store import ResultStore, RunInfo
+from gpubench.tables import device_hardware, device_text, find_device
 from gpubench.workloads import find_workload, size_text
 from gpubench.workloads.base import INCLUDE_TRANSFER
 
@@ -54,23 +55,16 @@ def case_modes(workload: str, params: dict[str, Any], dtype: str) -> dict[str, A
 def device_kind(env: dict[str, Any], backend: str, device: str) -> str:
     """``cpu`` or the accelerator kind of ``device``, from the backend's reported devices when known.
 
-    An OpenCL device may be a CPU (PoCL): the backend's device list says so (its ``kind``, or an
-    OpenCL device ``type`` of CPU); otherwise the kind is the device id's prefix (``cuda:0`` → ``cuda``).
+    A device whose hardware is a CPU (an OpenCL device through PoCL: ``DeviceInfo.hardware``, or its
+    OpenCL type in runs recorded before) is ``cpu``, whatever drives it; otherwise the reported kind, or
+    the device id's prefix (``cuda:0`` → ``cuda``).
     """
-    info = ((env.get("backends") or {}).get(backend) or {})
-    devices = [d for d in info.get("devices") or [] if isinstance(d, dict)]
-    prefix = device.split(":")[0]
-    match = next((d for d in devices if d.get("id") == device), None)
-    if match is None and prefix == device:  # a bare kind ("opencl") ran on that kind's first device
-        match = next((d for d in devices if str(d.get("id", "")).split(":")[0] == prefix), None)
+    match = find_device(env, backend, device)
     if match is None:
-        return prefix
-    kind = str(match.get("kind") or prefix)
-    # An OpenCL device reports its type ("ALL | CPU" for PoCL): a CPU is a CPU whatever drives it.
-    dtype_text = str((match.get("details") or {}).get("type", "")).upper()
-    if "CPU" in dtype_text and "GPU" not in dtype_text and "ACCELERATOR" not in dtype_text:
+        return device.split(":")[0]
+    if device_hardware(match) == "cpu":
         return "cpu"
-    return kind
+    return str(match.get("kind") or device.split(":")[0])
 
 
 @dataclass
@@ -147,6 +141,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
     rows = base_rows(run, results)
     for row, res in zip(rows, results):
         row["kind"] = device_kind(env, row["backend"], row["device"])
+        row["device_text"] = device_text(env, row["backend"], row["device"])
         row["size"] = describe_size(row["workload"], row["params"])
         row.update(case_modes(row["workload"], row["params"], row["dtype"]))
         row["metrics"] = res.metrics or {}
@@ -174,6 +169,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
             baseline[key] = row
     for row in rows:
         row["speedup_cpu"] = row["speedup_baseline"] = None
+        row["speedup_cpu_ci"] = row["speedup_baseline_ci"] = None
         row["fastest_cpu"] = ""
         if row["status"] != "ok" or not row["median_s"]:
             continue
@@ -181,10 +177,24 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         if key in fastest:
             ref = fastest[key]
             row["speedup_cpu"] = ref["median_s"] / row["median_s"]
+            row["speedup_cpu_ci"] = speedup_halfwidth(ref, row)
             row["fastest_cpu"] = _series_text(ref)
         if key in baseline:
             row["speedup_baseline"] = baseline[key]["median_s"] / row["median_s"]
+            row["speedup_baseline_ci"] = speedup_halfwidth(baseline[key], row)
     return rows
+
+
+def speedup_halfwidth(ref: dict[str, Any], row: dict[str, Any]) -> float | None:
+    """Relative half-width of the speedup ``ref / row`` from both medians' 95 % intervals (the ratio of the
+    interval ends, so conservative); None when either side has fewer than two samples."""
+    if ref is row:
+        return 0.0
+    if min(ref["n_samples"], row["n_samples"]) < 2 or not row["ci95_low_s"]:
+        return None
+    lo = ref["ci95_low_s"] / row["ci95_high_s"]
+    hi = ref["ci95_high_s"] / row["ci95_low_s"]
+    return (hi - lo) / 2 / (ref["median_s"] / row["median_s"])
 
 
 def _series_text(row: dict[str, Any]) -> str:
@@ -193,8 +203,10 @@ def _series_text(row: dict[str, Any]) -> str:
 
 def find_ceilings(store: ResultStore, run: RunInfo,
                   extra_runs: list[RunInfo]) -> tuple[list[dict[str, Any]], int | None]:
-    """Ceilings that apply to ``run`` (:meth:`ResultStore.applicable_ceilings`; never a ``--quick`` calibration's)."""
-    return store.applicable_ceilings(run, extra_runs)
+    """Ceilings that apply to ``run`` (:meth:`ResultStore.applicable_ceilings`: its own, else the newest
+    calibration of the same machine; never a ``--quick`` calibration's), each with its ``quality``."""
+    found, run_id = store.applicable_ceilings(run, extra_runs)
+    return [{**c, "quality": c.get("quality") or "measured"} for c in found], run_id
 
 
 def _int_params(row: dict[str, Any]) -> dict[str, int]:

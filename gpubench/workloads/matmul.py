@@ -27,7 +27,8 @@ class MatmulWorkload(Workload):
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
         params = dict(params)
         if "size" in params:
-            size = params.pop("size")
+            # Checked under the name the user wrote, before it becomes m, n and k.
+            size = self._check_value("size", Param(int), params.pop("size"))
             for key in ("m", "n", "k"):
                 if key in params:
                     raise UsageError("matmul: give either size or m/n/k, not both")

@@ -166,6 +166,7 @@ class OpenclBackend(Backend):
                              "driver": dev.driver_version.strip(), "compute_units": dev.max_compute_units,
                              "max_work_group_size": dev.max_work_group_size,
                              "local_mem_bytes": dev.local_mem_size},
+                    hardware=_hardware(cl, dev.type),
                 ))
                 self._cl_devices[dev_id] = dev
         self._devices = out
@@ -305,3 +306,12 @@ def build_program(cl, context, device, source: str, options: list[str], name: st
             log = ""
         log = log.strip() or str(exc)
         raise KernelBuildError(f"opencl: building {name} failed on {device.name.strip()}: {_one_line(log)}") from exc
+
+
+def _hardware(cl, device_type: int) -> str:
+    """What an OpenCL device physically is (``DeviceInfo.hardware``), from its device type bits."""
+    if device_type & cl.device_type.GPU:
+        return "gpu"
+    if device_type & cl.device_type.CPU:
+        return "cpu"
+    return "accelerator"
