@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gpubench.errors import GpubenchError, Unavailable
+from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, measure
 from gpubench.records import CaseResult, CaseSpec, spec_hash
 
@@ -84,6 +84,8 @@ class CasePath:
     def _failure(self, exc: BaseException) -> CaseResult:
         if isinstance(exc, Unavailable):
             return self.record("skipped", str(exc))
+        if isinstance(exc, CaseTimeout):
+            return self.record("timeout", str(exc))
         if isinstance(exc, MemoryError):
             return self.record("error", "out of memory (MemoryError)")
         metrics = dict(self.op.metrics) if self.op is not None else {}
