@@ -384,6 +384,8 @@ def test_sigkill_of_the_worker_takes_every_rank_along(watch, monkeypatch):
         worker.proc.stdin.write((json.dumps(payload) + "\n").encode())
         worker.proc.stdin.flush()
         ranks = _wait_for_ranks(worker.proc.pid, 2)
+        # torch.multiprocessing starts no new session: the runner's killpg reaches the ranks too.
+        assert {os.getpgid(pid) for pid in ranks} == {os.getpgid(worker.proc.pid)}
         time.sleep(1.0)  # the ranks are past their start-up: one sleeps, the other waits in gloo
         os.kill(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(timeout=10)

@@ -60,7 +60,7 @@ from gpubench.workloads.transfer import format_bytes
 #: The collectives, each a workload of its own.
 COLLECTIVES = ("all_reduce", "all_gather", "broadcast")
 
-#: Largest buffer (element indices stay below 2**31, so the value hash never overflows int64).
+#: Largest buffer a case may ask for (the suite stops at 1 GiB).
 MAX_BYTES = 2**32
 
 #: Largest integer each dtype represents exactly, with every integer below it.
