@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from gpubench.case import run_case
@@ -27,8 +28,6 @@ from gpubench.ops import DeviceInfo
 from gpubench.records import CaseSpec
 from gpubench.workloads import collective as wc
 from gpubench.workloads import get_workload
-
-psutil = pytest.importorskip("psutil")
 
 TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min_samples=3, max_samples=5,
                        target_rel_ci=1.0, budget_s=0.05)
