@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from gpubench.errors import GpubenchError, Unavailable
+from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
 from gpubench.records import CaseResult, CaseSpec, spec_hash
 from gpubench.workloads.base import CACHE
@@ -92,6 +92,8 @@ class CasePath:
     def _failure(self, exc: BaseException) -> CaseResult:
         if isinstance(exc, Unavailable):
             return self.record("skipped", str(exc))
+        if isinstance(exc, CaseTimeout):
+            return self.record("timeout", str(exc))
         if isinstance(exc, MemoryError):
             return self.record("error", "out of memory (MemoryError)")
         metrics = {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics}

@@ -50,6 +50,12 @@ class Unavailable(GpubenchError):
     """A backend, device or dtype that cannot run here; the case is *skipped* with this reason."""
 
 
+class CaseTimeout(GpubenchError):
+    """A case that ran past a time limit of its own (a hung rank of a collective): recorded as ``timeout``.
+
+    Whoever raises it has already stopped what it started (killed the ranks)."""
+
+
 class MissingDependency(Unavailable):
     """A framework that is not installed, naming the extra that installs it (the nvbench habit)."""
 

@@ -25,7 +25,8 @@ LAYERS = (
     ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
     ("reading", ("gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
-    ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin")),
+    ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",
+               "gpubench.collective")),
 )
 
 #: The package itself (``gpubench/__init__.py``) is the public façade: it may reach any layer lazily,

@@ -1,0 +1,8 @@
+"""torch all_reduce across N ranks (gloo on the CPU, NCCL on CUDA).
+
+The implementation is :mod:`gpubench.backends.torch_backend.collective`.
+"""
+
+from gpubench.backends.torch_backend.collective import build, unsupported
+
+__all__ = ["build", "unsupported"]
