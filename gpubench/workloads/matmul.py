@@ -10,11 +10,53 @@ from gpubench.errors import UsageError
 from gpubench.workloads.base import Param, Workload, host_dtype, random_array
 
 
-class MatmulWorkload(Workload):
+class GemmWorkload(Workload):
+    """The shape side of a matrix product ``C = A·B`` (A: M×K, B: K×N), shared by every GEMM workload.
+
+    Parameters ``m``, ``n``, ``k``, or ``size`` for a square product; 2·M·N·K FLOPs, sums of
+    length K, and no algorithm in use does fewer FLOPs, so no rate beats the compute peak.
+    """
+
+    unit = "gflops"
+
+    def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        params = dict(params)
+        if "size" in params:
+            # Checked under the name the user wrote, before it becomes m, n and k.
+            size = self._check_value("size", Param(int), params.pop("size"))
+            for key in ("m", "n", "k"):
+                if key in params:
+                    raise UsageError(f"{self.name}: give either size or m/n/k, not both")
+                params[key] = size
+        missing = [key for key in ("m", "n", "k") if key not in params]
+        if missing:
+            raise UsageError(f"{self.name}: missing parameter {', '.join(missing)} (or give size)")
+        return super().normalize_params(params)
+
+    def flops(self, params):
+        return 2.0 * params["m"] * params["n"] * params["k"]
+
+    def accumulation_length(self, params):
+        return params["k"]
+
+    def bound(self, params):
+        """Every dense matmul algorithm in use performs its 2·M·N·K FLOPs: no rate beats the compute peak."""
+        return "compute"
+
+    @staticmethod
+    def shape_text(params: dict[str, Any]) -> str:
+        """``1024³`` for a square product, ``M×N×K`` otherwise."""
+        m, n, k = params["m"], params["n"], params["k"]
+        return f"{m}³" if m == n == k else f"{m}×{n}×{k}"
+
+    def describe(self, params):
+        return self.shape_text(params)
+
+
+class MatmulWorkload(GemmWorkload):
     """Square (``size``) or rectangular (``m``, ``n``, ``k``) matrix multiply; 2·M·N·K FLOPs."""
 
     name = "matmul"
-    unit = "gflops"
     description = "dense matrix multiply C = A·B"
     params = {
         "m": Param(int),
@@ -24,20 +66,6 @@ class MatmulWorkload(Workload):
         "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
     }
 
-    def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        params = dict(params)
-        if "size" in params:
-            # Checked under the name the user wrote, before it becomes m, n and k.
-            size = self._check_value("size", Param(int), params.pop("size"))
-            for key in ("m", "n", "k"):
-                if key in params:
-                    raise UsageError("matmul: give either size or m/n/k, not both")
-                params[key] = size
-        missing = [key for key in ("m", "n", "k") if key not in params]
-        if missing:
-            raise UsageError(f"matmul: missing parameter {', '.join(missing)} (or give size)")
-        return super().normalize_params(params)
-
     def make_inputs(self, params, dtype, rng):
         return {
             "a": random_array(rng, (params["m"], params["k"]), dtype),
@@ -46,9 +74,6 @@ class MatmulWorkload(Workload):
 
     def reference(self, inputs, params):
         return inputs["a"].astype(np.float64) @ inputs["b"].astype(np.float64)
-
-    def flops(self, params):
-        return 2.0 * params["m"] * params["n"] * params["k"]
 
     def bytes_moved(self, params, dtype):
         m, n, k = params["m"], params["n"], params["k"]
@@ -60,14 +85,3 @@ class MatmulWorkload(Workload):
         elems = m * k + k * n + m * n
         # inputs and output in the host dtype, float64 copies for the reference and the check.
         return int(elems * host_dtype(dtype).itemsize + 2 * elems * 8)
-
-    def accumulation_length(self, params):
-        return params["k"]
-
-    def bound(self, params):
-        """Every dense matmul algorithm in use performs its 2·M·N·K FLOPs: no rate beats the compute peak."""
-        return "compute"
-
-    def describe(self, params):
-        m, n, k = params["m"], params["n"], params["k"]
-        return f"{m}³" if m == n == k else f"{m}×{n}×{k}"

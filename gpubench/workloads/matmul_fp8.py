@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from gpubench.errors import UsageError
-from gpubench.workloads.base import BASE_TOLERANCE, Param, Workload
+from gpubench.workloads.base import BASE_TOLERANCE, Param
+from gpubench.workloads.matmul import GemmWorkload
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,10 @@ def power_of_two_scale(amax: float, fmt: Float8Format) -> float:
     return 2.0 ** math.floor(math.log2(fmt.max_value / amax))
 
 
-class MatmulFp8Workload(Workload):
+class MatmulFp8Workload(GemmWorkload):
     """``C = A·B`` with FP8 operands and per-tensor scales; 2·M·N·K FLOPs; output in bfloat16 or float32."""
 
     name = "matmul_fp8"
-    unit = "gflops"
     description = "FP8 matrix multiply with per-tensor scales (torch._scaled_mm), output bfloat16 or float32"
     params = {
         "m": Param(int),
@@ -106,19 +105,6 @@ class MatmulFp8Workload(Workload):
         "k": Param(int),
         "out_dtype": Param(str, default="bfloat16", minimum=None, choices=OUT_DTYPES),
     }
-
-    def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        params = dict(params)
-        if "size" in params:
-            size = params.pop("size")
-            for key in ("m", "n", "k"):
-                if key in params:
-                    raise UsageError("matmul_fp8: give either size or m/n/k, not both")
-                params[key] = size
-        missing = [key for key in ("m", "n", "k") if key not in params]
-        if missing:
-            raise UsageError(f"matmul_fp8: missing parameter {', '.join(missing)} (or give size)")
-        return super().normalize_params(params)
 
     @staticmethod
     def operand_formats(dtype: str) -> tuple[Float8Format, Float8Format]:
@@ -137,9 +123,6 @@ class MatmulFp8Workload(Workload):
     def reference(self, inputs, params):
         return inputs["a"].astype(np.float64) @ inputs["b"].astype(np.float64)
 
-    def flops(self, params):
-        return 2.0 * params["m"] * params["n"] * params["k"]
-
     def bytes_moved(self, params, dtype):
         m, n, k = params["m"], params["n"], params["k"]
         out_size = 2 if params["out_dtype"] == "bfloat16" else 4
@@ -150,9 +133,6 @@ class MatmulFp8Workload(Workload):
         # float32 host inputs (and their scaled copies), float64 reference, result and check copies.
         return int(2 * 4 * (m * k + k * n) + 8 * (m * k + k * n) + 4 * 8 * m * n)
 
-    def accumulation_length(self, params):
-        return params["k"]
-
     def compute_dtype(self, params, dtype):
         return dtype
 
@@ -160,6 +140,5 @@ class MatmulFp8Workload(Workload):
         return BASE_TOLERANCE["float32"] * math.sqrt(params["k"]) + OUT_ROUNDOFF[params["out_dtype"]]
 
     def describe(self, params):
-        m, n, k = params["m"], params["n"], params["k"]
-        shape = f"{m}³" if m == n == k else f"{m}×{n}×{k}"
+        shape = self.shape_text(params)
         return shape if params["out_dtype"] == "bfloat16" else f"{shape} →{params['out_dtype']}"
