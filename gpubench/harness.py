@@ -27,6 +27,17 @@ class Timer(Protocol):
         ...
 
 
+class WindowObserver(Protocol):
+    """Told when :func:`measure`'s sampling window opens and closes (e.g. :class:`gpubench.machine.CaseWatch`,
+    which reads the energy counters there, so energy per call divides by exactly the calls in the window)."""
+
+    def window_start(self) -> None:  # pragma: no cover - protocol
+        ...
+
+    def window_end(self, calls: int) -> None:  # pragma: no cover - protocol
+        ...
+
+
 class HostTimer:
     """``time.perf_counter`` around the loop, with an optional device synchronization before and after.
 
@@ -136,12 +147,14 @@ def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
 
 
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
-            now: Callable[[], float] = time.perf_counter) -> Measurement:
+            now: Callable[[], float] = time.perf_counter, observer: WindowObserver | None = None) -> Measurement:
     """Warm up ``fn``, calibrate calls per sample, then sample until the median is known well enough.
 
     Stops when at least ``min_samples`` were taken and either the median's 95 % interval is
     within ``target_rel_ci`` (``target_met=True``), the sampling time passed ``budget_s``, or
-    ``max_samples`` were taken (``target_met=False`` in the last two cases).
+    ``max_samples`` were taken (``target_met=False`` in the last two cases). ``observer``, when
+    given, is told when the sampling window (after warm-up and calibration) opens and closes, and
+    how many calls it held.
     """
     start = now()
     # Warm-up: the first call carries one-time costs (JIT, autotuning, handle creation).
@@ -156,6 +169,8 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
     number = calibrate(timer, fn, estimate, settings.min_sample_s)
 
     samples: list[float] = []
+    if observer is not None:
+        observer.window_start()
     sample_start = now()
     target_met = False
     while True:
@@ -168,4 +183,6 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
                 break
             if n >= settings.max_samples or now() - sample_start >= settings.budget_s:
                 break
+    if observer is not None:
+        observer.window_end(number * len(samples))
     return Measurement(tuple(samples), number, timer.name, target_met, len(timings), now() - start)

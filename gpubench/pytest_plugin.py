@@ -457,9 +457,13 @@ class GpubenchCase:
         else:
             number, auto_rounds = self.calibrate()
             target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, number)
-            benchmark.pedantic(target, rounds=rounds or auto_rounds, iterations=number, warmup_rounds=0)
+            n_rounds = rounds or auto_rounds
+            self.path.watch.window_start()  # the machine and the energy counters, around the timed rounds
+            benchmark.pedantic(target, rounds=n_rounds, iterations=number, warmup_rounds=0)
             if sync is not None:
                 sync()  # pedantic makes one extra, untimed call for its return value
+            # pytest-benchmark makes one extra call for the return value when it loops (iterations > 1).
+            self.path.watch.window_end(n_rounds * number + (1 if number > 1 else 0))
             samples = tuple(float(x) for x in benchmark.stats.stats.data)
             target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
             result = self.path.finish(Measurement(samples, number, "perf_counter", target_met, 0,
