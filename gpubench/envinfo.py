@@ -1,8 +1,8 @@
 """Environment capture: what machine and software a run measured.
 
 Host facts are read without importing any framework (``/proc``, ``platform``, package
-metadata, ``nvidia-smi``); each backend adds its own facts (CUDA, cuDNN, device names) from
-inside its worker through :meth:`Backend.environment`.
+metadata, ``nvidia-smi``, NVML, cpufreq sysfs); each backend adds its own facts (CUDA, cuDNN,
+device names) from inside its worker through :meth:`Backend.environment`.
 """
 
 from __future__ import annotations
@@ -139,6 +139,29 @@ def nvidia_smi() -> list[dict[str, str]]:
     return gpus
 
 
+def cpu_clock_facts() -> dict[str, Any]:
+    """CPU governor and frequency (MHz) with where they came from, and the load average (:mod:`gpubench.machine`)."""
+    from gpubench.machine import cpu_frequency, load_average
+
+    try:
+        out = cpu_frequency()
+    except Exception as exc:  # noqa: BLE001 - facts are best effort
+        out = {"governor": None, "freq_mhz": None, "governor_reason": f"{type(exc).__name__}: {exc}"}
+    out["load_average"] = load_average()
+    return out
+
+
+def gpu_state() -> dict[str, Any]:
+    """NVML's facts per GPU: clocks (current and max), power limit, ECC, persistence, MIG, PCIe link
+    generation and width (current and max); or why there are none."""
+    from gpubench.machine import gpu_environment
+
+    try:
+        return gpu_environment()
+    except Exception as exc:  # noqa: BLE001
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
 def capture_host() -> dict[str, Any]:
     """Everything about the host that needs no framework import."""
     mem = memory_info()
@@ -150,6 +173,7 @@ def capture_host() -> dict[str, Any]:
             "physical_cores": physical_cores(),
             "isa": cpu_flags(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            **cpu_clock_facts(),
         },
         "memory_bytes": mem["total_bytes"],
         "os": f"{platform.system()} {platform.release()}",
@@ -159,6 +183,7 @@ def capture_host() -> dict[str, Any]:
         "libraries": library_versions(),
         "blas": blas_info(),
         "gpus": nvidia_smi(),
+        "gpu_state": gpu_state(),
         "env_vars": {k: v for k, v in os.environ.items()
                      if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                               "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")},
