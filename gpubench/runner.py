@@ -133,8 +133,10 @@ class Runner:
     """Runs case specs through worker processes into a :class:`ResultStore` run."""
 
     def __init__(self, store: ResultStore, settings: HarnessSettings = HarnessSettings(),
-                 timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None, wait_idle_s: float = 0.0):
         self.store = store
+        self.wait_idle_s = wait_idle_s
+        """Each case waits up to this long for the machine to go quiet (``--wait-idle``; added to its timeout)."""
         self.settings = settings
         self.timeout_s = timeout_s
         self.progress = progress
@@ -192,8 +194,10 @@ class Runner:
     def _run_one(self, worker: Worker, spec: CaseSpec) -> tuple[CaseResult, Worker | None]:
         t0 = time.perf_counter()
         try:
-            reply = worker.request({"op": "case", "spec": spec.to_dict(), "settings": asdict(self.settings)},
-                                   self.timeout_s)
+            payload: dict[str, Any] = {"op": "case", "spec": spec.to_dict(), "settings": asdict(self.settings)}
+            if self.wait_idle_s > 0:
+                payload["wait_idle_s"] = self.wait_idle_s
+            reply = worker.request(payload, self.timeout_s + self.wait_idle_s)
             return CaseResult.from_dict(reply), worker
         except TimeoutError:
             worker.kill()

@@ -65,7 +65,10 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             half = (r["ci95_high_s"] - r["ci95_low_s"]) / 2 / r["median_s"] * 100
             ci = f"±{half:.1f}%"
         speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "-"
-        note = r["error"][:70] if r["status"] != "ok" else ("" if r["target_met"] else "noisy")
+        shown = [f for f in ("noisy", "busy", "throttled") if f in (r.get("flags") or ())]
+        if r["status"] == "ok" and r["target_met"] is False and "noisy" not in shown:
+            shown.insert(0, "noisy")
+        note = r["error"][:70] if r["status"] != "ok" else " ".join(shown)
         body.append([r["workload"], size, backend, r["device"], r["dtype"], r["status"],
                      fmt_time(r["median_s"]), ci, fmt_rate(r), speed, note])
     return render(["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",

@@ -2,8 +2,9 @@
 
 The worker talks to the runner over JSON lines on a private copy of its stdout; its own
 stdout is pointed at stderr so that a framework printing to stdout cannot corrupt the protocol.
-Requests: ``{"op": "env"}`` and ``{"op": "case", "spec": ..., "settings": ...}``; every request
-gets exactly one reply line.
+Requests: ``{"op": "env"}`` and ``{"op": "case", "spec": ..., "settings": ..., "wait_idle_s": S}``
+(``wait_idle_s`` optional: wait up to S seconds for the machine to go quiet before timing); every
+request gets exactly one reply line.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main() -> int:
             reply: dict[str, Any] = backend_environment(req["backend"])
         elif req["op"] == "case":
             spec = CaseSpec.from_dict(req["spec"])
-            result = run_case(spec, HarnessSettings(**req["settings"]))
+            result = run_case(spec, HarnessSettings(**req["settings"]), float(req.get("wait_idle_s") or 0.0))
             reply = result.to_dict()
         else:
             reply = {"error": f"unknown request {req['op']!r}"}

@@ -22,6 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--target", type=float, metavar="FRAC",
                    help="stop when the median's 95%% CI is within ±FRAC (default 0.01)")
     p.add_argument("--label", default="", help="a label for this run (shown in reports)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                   help="before each case, wait up to S seconds for other processes to leave the cores")
     p.add_argument("--dry-run", action="store_true", help="list the cases and exit without running")
     add_store_argument(p)
 
@@ -45,15 +47,22 @@ def run(args) -> int:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number, got {args.timeout}")
     timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
+    if not (args.wait_idle >= 0 and args.wait_idle != float("inf")):
+        raise UsageError(f"--wait-idle must be a non-negative number of seconds, got {args.wait_idle}")
     if args.dry_run:
         for spec in specs:
             print(spec.label())
         print(f"{len(specs)} cases", file=sys.stderr)
         return 0
 
+    from gpubench.machine import busy_summary, busy_warning, probe_cpu
+
+    warning = busy_warning(probe_cpu(0.5))
+    if warning:
+        print(warning, file=sys.stderr)
     with ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
-        runner = Runner(store, settings, timeout, progress=progress.update)
+        runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         try:
             run_id, _ = runner.run(specs, suite=suite.name, baseline=suite.baseline, label=args.label,
@@ -66,4 +75,7 @@ def run(args) -> int:
         from gpubench.commands.show import print_run
 
         print_run(store, run_id)
+        summary = busy_summary(store.results(run_id))
+        if summary:
+            print(summary, file=sys.stderr)
     return 0
