@@ -17,7 +17,7 @@ from typing import Any
 
 from gpubench import __version__
 from gpubench.datasheet import datasheet_for
-from gpubench.report import analysis, charts
+from gpubench.report import analysis, charts, energy
 from gpubench.report.html import csp_meta, esc, script_json, table, write_atomic
 from gpubench.report.model import CALIBRATE_SUITE, RunData, load_runs, machine_key
 from gpubench.store import ResultStore
@@ -350,6 +350,7 @@ def render(runs: list[RunData]) -> str:
     _workloads(page, measured, colors)
     _break_even(page, measured)
     _roofline(page, measured, colors)
+    energy.energy_section(page, measured, colors)
     table_data = _cases(page, runs)
     _problems(page, runs)
 
