@@ -584,3 +584,20 @@ def test_energy_meter_of_a_failing_counter():
     meter.start()
     meter.update()
     assert meter.entry(1.0, 1)["reason"] == "not available: reading the rapl counter failed: I/O error"
+
+
+def test_wait_idle_bad_input_is_a_one_line_error(cli, store_path):
+    code, _, err = cli("run", "--suite", "saxpy", "--quick", "--backend", "numpy", "--wait-idle", "-1")
+    assert code == 2 and "--wait-idle must be a non-negative number of seconds" in err
+    assert not store_path.exists()
+
+
+def test_env_json_carries_the_cpu_clock_fields(cli):
+    import json
+
+    code, out, _ = cli("env", "--json", "--backend", "none")
+    env = json.loads(out)
+    for key in ("governor", "freq_mhz", "freq_min_mhz", "freq_max_mhz", "load_average"):
+        assert key in env["cpu"]
+    assert env["cpu"]["governor"] or env["cpu"]["governor_reason"]
+    assert env["gpu_state"]["available"] or env["gpu_state"]["reason"]
