@@ -363,21 +363,28 @@ class EnergyMeter:
         self.joules = 0.0
         self.wraps = 0
         self._last: dict[str, int] | None = None
-        self._lock = threading.Lock()
+        self._done = False
+        self._lock = threading.RLock()
 
     def start(self) -> None:
         """Begin a window at the counter's present value."""
         with self._lock:
-            self.joules, self.wraps, self.error = 0.0, 0, ""
+            self.joules, self.wraps, self.error, self._done = 0.0, 0, "", False
             try:
                 self._last = self._read()
             except Exception as exc:  # noqa: BLE001 - a counter that cannot be read is a reason, not a crash
                 self._last, self.error = None, f"reading the {self.source} counter failed: {exc}"
 
+    def finish(self) -> None:
+        """The window's last read: add its increment, then ignore further updates until :meth:`start`."""
+        with self._lock:
+            self.update()
+            self._done = True
+
     def update(self) -> None:
         """Add the increment since the previous read (wrap-around corrected)."""
         with self._lock:
-            if self._last is None or self.error:
+            if self._last is None or self.error or self._done:
                 return
             try:
                 now = self._read()
@@ -787,11 +794,13 @@ class CaseWatch:
         Energy is read at once (it divides by exactly these calls); CPU contention is judged over at
         least :data:`MIN_WINDOW_S`, watching on, idle, after a shorter window.
         """
-        self._stop_sampler()
+        if self._stop is not None:
+            self._stop.set()
         t1 = self.clock()
         for meter in (self.device_meter, self.host_meter):
             if meter is not None:
-                meter.update()
+                meter.finish()  # read now; a sampler step still under way adds nothing after this
+        self._stop_sampler()
         self._sample_gpu()
         window_s = t1 - self._win_t0
         if window_s < MIN_WINDOW_S:

@@ -29,8 +29,10 @@ class FakeNvml:
 
     def __init__(self, *, count: int = 1, energy_mj: list[int] | None = None, throttle: int = 0,
                  pids: tuple[int, ...] = (), init_error: Exception | None = None, energy_error: Exception | None = None,
-                 power_mw: int = 350_000, limit_mw: int = 700_000):
+                 power_mw: int = 350_000, limit_mw: int = 700_000, energy_step: int = 0):
         self.calls: list[tuple] = []
+        self.energy_step = energy_step
+        self.energy_now = 0
         self.count = count
         self.energy = list(energy_mj or [1_000_000, 1_000_000])
         self.throttle = throttle
@@ -101,6 +103,9 @@ class FakeNvml:
         self._rec("nvmlDeviceGetTotalEnergyConsumption", h)
         if self.energy_error:
             raise self.energy_error
+        if self.energy_step:
+            self.energy_now += self.energy_step
+            return self.energy_now
         return self.energy.pop(0) if len(self.energy) > 1 else self.energy[0]
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
@@ -601,3 +606,27 @@ def test_env_json_carries_the_cpu_clock_fields(cli):
         assert key in env["cpu"]
     assert env["cpu"]["governor"] or env["cpu"]["governor_reason"]
     assert env["gpu_state"]["available"] or env["gpu_state"]["reason"]
+
+
+def test_the_sampler_thread_samples_during_a_long_window():
+    import threading
+
+    fake = FakeNvml(energy_step=10, throttle=0x20)  # +10 mJ per read; a thermal slowdown in every sample
+    w = CaseWatch(interval_s=0.02, nvml=lambda: Nvml.load(fake), rapl=Rapl("/nonexistent"))
+    w.attach(GPU)
+    w.window_start()
+    import time
+
+    time.sleep(0.3)
+    w.window_end(1000)
+    assert not any(t.name == "gpubench-machine-sampler" for t in threading.enumerate())
+    m, energy, flags = w.state()
+    series = m["series"]
+    assert len(series) >= 3 and all(p["sm_mhz"] == 1980 and p["throttle"] == 0x20 for p in series)
+    assert all("other_cores" in p for p in series) and series == sorted(series, key=lambda p: p["t"])
+    reads = names(fake).count("nvmlDeviceGetTotalEnergyConsumption")
+    # Every read but the support check at attach adds 10 mJ: start, one per sampler step, end.
+    assert reads - 1 >= len(series) + 2
+    assert energy["joules"] == pytest.approx((reads - 2) * 0.010)
+    assert energy["joules_per_call"] == pytest.approx(energy["joules"] / 1000)
+    assert "throttled" in flags and m["gpu"]["throttle"] == ["sw_thermal_slowdown"]  # (busy: the shared machine)
