@@ -38,7 +38,7 @@ def cpu_hog():
         hog.wait()
 
 
-def quiet_or_skip(timeout_s: float = 90.0) -> None:
+def quiet_or_skip(timeout_s: float = 60.0) -> None:
     waited = machine.wait_idle(timeout_s)
     if waited["quiet"] is False:
         pytest.skip(f"the shared machine did not go quiet within {timeout_s:g} s (other processes used "
