@@ -174,8 +174,9 @@ def cpu_window(a: CpuReading, b: CpuReading) -> dict[str, float]:
     usable cores), ``steal_cores`` and ``own_cores``, over ``window_s`` seconds."""
     dt = max(b.t - a.t, 1e-9)
     own = max(b.own_s - a.own_s, 0.0)
-    other = max((b.busy_s - a.busy_s) - own, 0.0)
     cores = max(a.cores, 1)
+    # Tick rounding at the two ends can make a saturated window read a little above its capacity.
+    other = min(max((b.busy_s - a.busy_s) - own, 0.0), cores * dt)
     return {"window_s": round(dt, 4), "other_cores": round(other / dt, 4), "other_share": round(other / dt / cores, 4),
             "steal_cores": round(max(b.steal_s - a.steal_s, 0.0) / dt, 4), "own_cores": round(own / dt, 4)}
 

@@ -455,6 +455,9 @@ def test_cpu_window_arithmetic():
     # Tick rounding can make own > busy: never a negative figure.
     c = CpuReading(t=12.0, busy_s=100.5, steal_s=1.0, own_s=6.0, cores=2)
     assert machine.cpu_window(a, c)["other_cores"] == 0.0
+    # ... nor more than the usable cores.
+    d = CpuReading(t=12.0, busy_s=104.4, steal_s=1.0, own_s=5.0, cores=2)
+    assert machine.cpu_window(a, d)["other_cores"] == 2.0
 
 
 def scripted_cpu(monkeypatch, readings):
