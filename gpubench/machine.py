@@ -37,7 +37,6 @@ Heavy imports (psutil, pynvml) are lazy: importing this module costs nothing.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -660,10 +659,6 @@ def device_is_cpu(device: Any) -> bool:
 # --- one case -------------------------------------------------------------------------------------------
 
 
-def _thin(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return series[::2]
-
-
 class CaseWatch:
     """Samples the machine around one case and turns what it saw into the record's fields.
 
@@ -838,7 +833,7 @@ class CaseWatch:
             point.update({k: g[k] for k in ("sm_mhz", "power_w", "temp_c", "throttle") if g.get(k) is not None})
         self._series.append(point)
         if len(self._series) > MAX_SERIES:
-            self._series = _thin(self._series)
+            self._series = self._series[::2]  # a long case keeps every other sample
 
     def _sample_gpu(self) -> dict[str, Any] | None:
         if self.nvml is None:
@@ -970,10 +965,3 @@ def busy_summary(results: list[Any]) -> str | None:
     if throttled:
         text += f"; {throttled} ran on a throttled GPU"
     return text
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
