@@ -11,7 +11,7 @@ are cases that did not produce a correct measurement on both sides (the asv rule
 A case is *inconclusive*, never slower, faster or same, when:
 
 * the machine disturbed a side: either side ran on a ``busy`` machine (other processes took more
-  than half a core), or exactly one side ran on a ``throttled`` GPU (both throttled is the
+  than a quarter of a core), or exactly one side ran on a ``throttled`` GPU (both throttled is the
   workload's own power or thermal limit, and compares as usual, with a note); or
 * the change is large (at least ``threshold_pct``) but not significant (p ≥ ``alpha``): the
   samples cannot tell a +66 % change from noise, which is not the same as no change. More samples

@@ -48,7 +48,7 @@ FLAGS = {
     "launch_bound": "the host took at least as long per call as the device: launch overhead, not the kernel",
     "implausible": "the rate is above a physical ceiling of the device (a measurement error, not a result)",
     "above_ceiling": "the rate is above the machine's measured ceiling (calibrate again, without --quick)",
-    "busy": "other processes took more than half a core, on average, while the case was measured",
+    "busy": "other processes took more than a quarter of a core, on average, while the case was measured",
     "throttled": "the GPU reported a clock-lowering reason (power cap, thermal or hardware slowdown) while measured",
 }
 

@@ -474,7 +474,7 @@ def scripted_cpu(monkeypatch, readings):
     monkeypatch.setattr(machine, "read_cpu", fake_read)
 
 
-@pytest.mark.parametrize(("other_busy_s", "busy"), [(0.0, False), (0.4, False), (0.6, True), (2.0, True)])
+@pytest.mark.parametrize(("other_busy_s", "busy"), [(0.0, False), (0.2, False), (0.3, True), (2.0, True)])
 def test_busy_flag_threshold(monkeypatch, other_busy_s, busy):
     # Readings: case start, window start, window end, case end. The window lasts 1 s (monotonic
     # clock faked through the readings' t); this process used 1 core-second in it.
@@ -489,7 +489,7 @@ def test_busy_flag_threshold(monkeypatch, other_busy_s, busy):
     m, energy, flags = w.state()
     assert m["cpu"]["other_cores"] == pytest.approx(other_busy_s)
     assert ("busy" in flags) is busy
-    assert m["cpu"]["busy_threshold_cores"] == machine.BUSY_CORES == 0.5
+    assert m["cpu"]["busy_threshold_cores"] == machine.BUSY_CORES == 0.25
     assert energy["reason"].startswith("not available: no RAPL")
 
 

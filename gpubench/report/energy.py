@@ -110,8 +110,8 @@ def _machine_note(rows: list[dict[str, Any]]) -> str:
     throttled = sum("throttled" in (r.get("flags") or ()) for r in ok)
     if not ok:
         return ""
-    text = (f"{busy} of {len(ok)} measured cases ran on a busy machine (other processes took more than half a "
-            f"core while they were timed); {throttled} on a throttled GPU. ")
+    text = (f"{busy} of {len(ok)} measured cases ran on a busy machine (other processes took more than a quarter "
+            f"of a core while they were timed); {throttled} on a throttled GPU. ")
     if busy or throttled:
         text += "Their times are not a property of the code alone: gpubench compare calls them inconclusive."
     return f'<p class="note">{esc(text)}</p>'
