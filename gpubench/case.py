@@ -19,6 +19,11 @@ and recorded the same way wherever it runs:
    :class:`~gpubench.harness.Measurement` into the record (also one taken by pytest-benchmark),
    with its flags: ``noisy``, ``launch_bound`` (:func:`gpubench.harness.launch_bound`) and
    ``implausible`` (a rate above the physical ceiling its workload names, :mod:`gpubench.plausibility`).
+
+All along, a :class:`~gpubench.machine.CaseWatch` watches the machine: a reading when the case
+starts, the measured window (opened and closed by the harness's observer hook, sampled every
+0.5 s in between) and one at the end. Every record carries what it saw (``machine``), the energy
+per call or why there is none (``energy``), and the flags ``busy`` and ``throttled``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 
 from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
+from gpubench.machine import CaseWatch
 from gpubench.records import CaseResult, CaseSpec, spec_hash
 from gpubench.workloads.base import CACHE
 
@@ -54,11 +60,15 @@ class CasePath:
     op with pytest-benchmark and hands the samples to :meth:`finish`. Always :meth:`close`.
     """
 
-    def __init__(self, spec: CaseSpec):
+    def __init__(self, spec: CaseSpec, wait_idle_s: float = 0.0):
         from gpubench.backends import get_backend
         from gpubench.workloads import get_workload
 
         self.t0 = time.perf_counter()
+        self.watch = CaseWatch()
+        """The machine around this case (see :mod:`gpubench.machine`)."""
+        self.wait_idle_s = wait_idle_s
+        """Seconds to wait, at most, for other work to leave the cores before the case is timed."""
         self.workload = get_workload(spec.workload)
         self.params = self.workload.normalize_params(spec.param_dict)
         self.spec = CaseSpec.make(spec.workload, spec.backend, spec.device, spec.dtype, self.params,
@@ -87,6 +97,10 @@ class CasePath:
             "metrics": {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics},
         }
         base.update(fields)
+        machine, energy, watch_flags = self.watch.state(status)
+        base.setdefault("machine", machine)
+        base.setdefault("energy", energy)
+        base["flags"] = tuple(base.get("flags", ())) + tuple(watch_flags)
         return CaseResult(spec=self.spec, status=status, error=error, **base)
 
     def _failure(self, exc: BaseException) -> CaseResult:
@@ -107,6 +121,7 @@ class CasePath:
         try:
             backend.load()
             self.device = device = backend.resolve_device(spec.device)
+            self.watch.attach(device)
             reason = backend.unsupported(spec, params, device)
             if reason:
                 return self.record("skipped", reason)
@@ -125,7 +140,15 @@ class CasePath:
             self.op = op = workload.bind(backend.build(spec, params, inputs, device), params, spec.dtype)
             self.sources.update(op.sources)
             # Correctness first: one call on fresh inputs, checked against the float64 reference.
-            self.first_call_s = max(float(op.timer(op.call, 1)), 1e-12)
+            # A self-timed workload's one call is its whole measured run: the machine is watched around it.
+            if workload.self_timed:
+                self._wait_idle()
+                self.watch.window_start()
+            try:
+                self.first_call_s = max(float(op.timer(op.call, 1)), 1e-12)
+            finally:
+                if workload.self_timed:
+                    self.watch.window_end(None)
             out = op.result()
             self.rel_error, self.tolerance = workload.check(out, ref, params, spec.dtype)
             del out, inputs, ref
@@ -165,10 +188,16 @@ class CasePath:
                 m = self.workload.measurement(self.op, settings)
             else:
                 flush = self.flusher.flush if self.flusher is not None else None
-                m = measure(self.op.call, self.op.timer, settings, flush=flush)
+                self._wait_idle()
+                m = measure(self.op.call, self.op.timer, settings, flush=flush, observer=self.watch)
         except Exception as exc:  # noqa: BLE001 - a failure while timing is the case's error
             return self._failure(exc)
         return self.finish(m)
+
+    def _wait_idle(self) -> None:
+        """Wait (up to ``wait_idle_s``) for other processes to leave the cores before the timed part."""
+        if self.wait_idle_s > 0:
+            self.watch.wait_idle(self.wait_idle_s)
 
     def finish(self, m: Measurement) -> CaseResult:
         """The ``ok`` record of a verified case from a measurement (the harness's or pytest-benchmark's).
@@ -187,10 +216,12 @@ class CasePath:
         if ceiling is None:
             return result
         metrics = {**result.metrics, "physical_ceiling": ceiling}
+        extra: tuple[str, ...] = ()
         if verdict is not None:
             metrics["implausible"] = verdict
-            flags.append("implausible")
-        return dataclasses.replace(result, metrics=metrics, flags=tuple(flags))
+            extra = ("implausible",)
+        # result.flags already holds the machine's (busy, throttled) beside noisy and launch_bound.
+        return dataclasses.replace(result, metrics=metrics, flags=result.flags + extra)
 
     def physical_check(self, result: CaseResult) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """``(ceiling, verdict)``: the physical ceiling this case is held against (None when none applies or is
@@ -219,6 +250,7 @@ class CasePath:
         """Free the op's and the flusher's device memory and leave the backend's case scope (never raises)."""
         op, self.op = self.op, None
         flusher, self.flusher = self.flusher, None
+        self.watch.close()
         try:
             if op is not None and op.close is not None:
                 op.close()
@@ -239,14 +271,15 @@ def is_cpu_device(device: Any) -> bool:
     return device.kind == "cpu" or ("CPU" in kind and "GPU" not in kind and "ACCELERATOR" not in kind)
 
 
-def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings()) -> CaseResult:
+def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings(), wait_idle_s: float = 0.0) -> CaseResult:
     """Run one case in this process: prepare, verify, measure; never raises for a problem of the case.
 
     An unavailable backend, device or dtype is ``skipped``; an exception is ``error``; a wrong
     output is ``incorrect`` (its one verification call is its sample; it is never a speedup).
+    ``wait_idle_s``: wait up to this long for the machine to go quiet before timing (``--wait-idle``).
     """
     try:
-        path = CasePath(spec)
+        path = CasePath(spec, wait_idle_s)
     except GpubenchError as exc:
         return CaseResult(spec=spec, status="error", error=str(exc))
     try:

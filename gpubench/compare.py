@@ -1,4 +1,5 @@
-"""Run-to-run comparison: match cases by their spec, decide faster / slower / same / not comparable.
+"""Run-to-run comparison: match cases by their spec, decide faster / slower / same / inconclusive /
+not comparable.
 
 A case is *slower* or *faster* only when the difference is both real and large enough: real means
 a two-sided Mann-Whitney U test on the two runs' raw per-call samples rejects "same distribution"
@@ -6,6 +7,17 @@ at ``alpha`` (timings are not normal: they have a floor and a long right tail, s
 the right tool); large enough means the medians differ by at least ``threshold_pct``. Two cases
 whose spec hash differs (a changed kernel source or workload version) are *not comparable*, as
 are cases that did not produce a correct measurement on both sides (the asv rule).
+
+A case is *inconclusive*, never slower, faster or same, when:
+
+* the machine disturbed a side: either side ran on a ``busy`` machine (other processes took more
+  than a quarter of a core), or exactly one side ran on a ``throttled`` GPU (both throttled is the
+  workload's own power or thermal limit, and compares as usual, with a note); or
+* the change is large (at least ``threshold_pct``) but not significant (p ≥ ``alpha``): the
+  samples cannot tell a +66 % change from noise, which is not the same as no change. More samples
+  (``--budget``) or a quieter machine decide it.
+
+"same" is kept for a change below the threshold, significant or not.
 
 Pure Python: no SciPy needed.
 """
@@ -22,7 +34,7 @@ from gpubench.records import CaseResult, CaseSpec
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
 from gpubench.tables import fmt_time, render
 
-LABELS = ("slower", "faster", "same", "not comparable")
+LABELS = ("slower", "faster", "inconclusive", "same", "not comparable")
 
 #: Use the exact null distribution of U when there are no ties and at most this many sample pairs.
 EXACT_MAX_PAIRS = 400
@@ -161,7 +173,15 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
     _, p = mann_whitney_u(list(base.samples), list(new.samples))
     bs, ns = base.summary, new.summary
     overlap = not (ns.ci95_low > bs.ci95_high or ns.ci95_high < bs.ci95_low)
-    if p >= alpha:
+    disturbed = disturbance(base, new)
+    if disturbed:
+        return CaseComparison(spec, "inconclusive", base, new, change, p, disturbed)
+    both_throttled = "throttled" in base.flags and "throttled" in new.flags
+    if p >= alpha and abs(change) >= threshold_pct:
+        label = "inconclusive"
+        reason = (f"a {change:+.0f}% change that is not significant (p = {p:.2g} ≥ {alpha:g}): "
+                  "take more samples (--budget) to decide")
+    elif p >= alpha:
         label = "same"
         reason = f"within noise (p = {p:.2g})"
     elif abs(change) < threshold_pct:
@@ -170,7 +190,33 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
     else:
         label = "slower" if change > 0 else "faster"
         reason = "" if not overlap else "confidence intervals overlap"
+    if both_throttled:
+        reason = "; ".join(x for x in (reason, "both sides ran on a throttled GPU") if x)
     return CaseComparison(spec, label, base, new, change, p, reason)
+
+
+def _busy_text(r: CaseResult) -> str:
+    cpu = (r.machine or {}).get("cpu") or {}
+    other, cores = cpu.get("other_cores"), cpu.get("cores")
+    if isinstance(other, (int, float)):
+        return f"busy machine (other processes used {other:.2g}" + (f" of {cores} cores)" if cores else " cores)")
+    return "busy machine"
+
+
+def _throttle_text(r: CaseResult) -> str:
+    names = [n for n in ((r.machine or {}).get("gpu") or {}).get("throttle") or []
+             if n not in ("gpu_idle", "applications_clocks_setting", "display_clock_setting")]
+    return "throttled GPU" + (f" ({', '.join(names)})" if names else "")
+
+
+def disturbance(base: CaseResult, new: CaseResult) -> str:
+    """Why the machine makes this pair inconclusive ('' when it does not): a busy side, or one throttled side."""
+    why = [f"{side} run: {_busy_text(r)}" for side, r in (("base", base), ("new", new)) if "busy" in r.flags]
+    throttled = [side for side, r in (("base", base), ("new", new)) if "throttled" in r.flags]
+    if len(throttled) == 1:
+        r = base if throttled[0] == "base" else new
+        why.append(f"{throttled[0]} run: {_throttle_text(r)}, the other not")
+    return "; ".join(why)
 
 
 def compare_runs(base_run: RunInfo, base_results: list[CaseResult], new_run: RunInfo,
@@ -286,7 +332,8 @@ def render_html(comparison: Comparison) -> str:
     """A self-contained HTML page of the comparison (no script at all; every value escaped)."""
     from gpubench.report.html import esc
 
-    colors = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#57606a", "not comparable": "#9a6700"}
+    colors = {"slower": "#cf222e", "faster": "#1a7f37", "inconclusive": "#8250df", "same": "#57606a",
+              "not comparable": "#9a6700"}
     body = []
     for c in comparison.cases:
         cells = _row(c)

@@ -1,8 +1,8 @@
 """Environment capture: what machine and software a run measured.
 
 Host facts are read without importing any framework (``/proc``, ``platform``, package
-metadata, ``nvidia-smi``, ``git``); each backend adds its own facts (CUDA, cuDNN, device names)
-from inside its worker through :meth:`Backend.environment`.
+metadata, ``nvidia-smi``, NVML, cpufreq sysfs, ``git``); each backend adds its own facts (CUDA,
+cuDNN, device names) from inside its worker through :meth:`Backend.environment`.
 
 ``git`` records which code was measured: the commit, branch and dirty state of the project the
 run was started from (the working directory) and of gpubench itself (where it is a git checkout;
@@ -143,14 +143,6 @@ def nvidia_smi() -> list[dict[str, str]]:
     return gpus
 
 
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
 def git_facts(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """Commit, branch and dirty state of the git work tree holding ``path`` (None outside one or without git).
 
@@ -194,6 +186,35 @@ def machine_key(env: dict[str, Any]) -> tuple:
     return (str(env.get("hostname", "")), str(cpu), gpus)
 
 
+def _load_average() -> list[float] | None:
+    from gpubench.machine import load_average
+
+    return load_average()
+
+
+def cpu_clock_facts() -> dict[str, Any]:
+    """CPU governor and frequency (MHz) with where they came from, and the load average (:mod:`gpubench.machine`)."""
+    from gpubench.machine import cpu_frequency, load_average
+
+    try:
+        out = cpu_frequency()
+    except Exception as exc:  # noqa: BLE001 - facts are best effort
+        out = {"governor": None, "freq_mhz": None, "governor_reason": f"{type(exc).__name__}: {exc}"}
+    out["load_average"] = load_average()
+    return out
+
+
+def gpu_state() -> dict[str, Any]:
+    """NVML's facts per GPU: clocks (current and max), power limit, ECC, persistence, MIG, PCIe link
+    generation and width (current and max); or why there are none."""
+    from gpubench.machine import gpu_environment
+
+    try:
+        return gpu_environment()
+    except Exception as exc:  # noqa: BLE001
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
 def capture_host() -> dict[str, Any]:
     """Everything about the host that needs no framework import."""
     mem = memory_info()
@@ -205,6 +226,7 @@ def capture_host() -> dict[str, Any]:
             "physical_cores": physical_cores(),
             "isa": cpu_flags(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            **cpu_clock_facts(),
         },
         "memory_bytes": mem["total_bytes"],
         "os": f"{platform.system()} {platform.release()}",
@@ -214,8 +236,9 @@ def capture_host() -> dict[str, Any]:
         "libraries": library_versions(),
         "blas": blas_info(),
         "gpus": nvidia_smi(),
-        "load_avg": load_average(),
+        "load_avg": _load_average(),
         "git": code_versions(),
+        "gpu_state": gpu_state(),
         "env_vars": {k: v for k, v in os.environ.items()
                      if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                               "CUDA_VISIBLE_DEVICES", "TF_ENABLE_ONEDNN_OPTS")},

@@ -42,6 +42,17 @@ class Timer(Protocol):
         ...
 
 
+class WindowObserver(Protocol):
+    """Told when :func:`measure`'s sampling window opens and closes (e.g. :class:`gpubench.machine.CaseWatch`,
+    which reads the energy counters there, so energy per call divides by exactly the calls in the window)."""
+
+    def window_start(self) -> None:  # pragma: no cover - protocol
+        ...
+
+    def window_end(self, calls: int | None, not_per_call: str = "") -> None:  # pragma: no cover - protocol
+        """``calls`` in the window, or None with the reason its energy is not per call."""
+
+
 class HostTimer:
     """``time.perf_counter`` around the loop, with an optional device synchronization before and after.
 
@@ -187,7 +198,7 @@ def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
 
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
             now: Callable[[], float] = time.perf_counter,
-            flush: Callable[[], object] | None = None) -> Measurement:
+            flush: Callable[[], object] | None = None, observer: WindowObserver | None = None) -> Measurement:
     """Warm up ``fn``, calibrate calls per sample, then sample until the median is known well enough.
 
     Stops when at least ``min_samples`` were taken and either the median's 95 % interval is
@@ -198,6 +209,10 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
     by one timed call: the flush runs before the timer starts (a host timer synchronizes the
     device after it; a device timer's start event is queued behind it), and no calls are batched.
     The budget counts the flushes too.
+
+    ``observer``, when given, is told when the sampling window (after warm-up and calibration)
+    opens and closes, and how many calls it held — or, in cold-cache mode, that its energy is not
+    per call (the flushes ran inside it).
     """
     host: list[float] = []
 
@@ -223,6 +238,8 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
         number = calibrate(timer, fn, estimate, settings.min_sample_s)
 
     samples: list[float] = []
+    if observer is not None:
+        observer.window_start()
     sample_start = now()
     target_met = False
     while True:
@@ -238,6 +255,11 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
                 break
             if n >= settings.max_samples or now() - sample_start >= settings.budget_s:
                 break
+    if observer is not None:
+        if flush is None:
+            observer.window_end(number * len(samples))
+        else:
+            observer.window_end(None, "the cold-cache flush before each call ran inside the window")
     host_samples = tuple(host) if len(host) == len(samples) else ()
     return Measurement(tuple(samples), number, timer.name, target_met, len(timings), now() - start,
                        host_samples=host_samples, cold=flush is not None)

@@ -473,9 +473,11 @@ class GpubenchCase:
         else:
             number, auto_rounds = self.calibrate()
             target = self.op.call if sync is None else _SyncEvery(self.op.call, sync, number)
+            n_rounds = rounds or auto_rounds
             flusher = self.path.flusher
+            self.path.watch.window_start()  # the machine and the energy counters, around the timed rounds
             if flusher is None:
-                benchmark.pedantic(target, rounds=rounds or auto_rounds, iterations=number, warmup_rounds=0)
+                benchmark.pedantic(target, rounds=n_rounds, iterations=number, warmup_rounds=0)
             else:
                 # Cold cache: pytest-benchmark runs ``setup`` before every round, outside its timing.
                 def setup() -> None:
@@ -483,9 +485,14 @@ class GpubenchCase:
                     if sync is not None:
                         sync()
 
-                benchmark.pedantic(target, setup=setup, rounds=rounds or auto_rounds, iterations=1, warmup_rounds=0)
+                benchmark.pedantic(target, setup=setup, rounds=n_rounds, iterations=1, warmup_rounds=0)
             if sync is not None:
                 sync()  # pedantic makes one extra, untimed call for its return value
+            if flusher is None:
+                # pytest-benchmark makes one extra call for the return value when it loops (iterations > 1).
+                self.path.watch.window_end(n_rounds * number + (1 if number > 1 else 0))
+            else:
+                self.path.watch.window_end(None, "the cold-cache flush before each round ran inside the window")
             samples = tuple(float(x) for x in benchmark.stats.stats.data)
             target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
             result = self.path.finish(Measurement(samples, number, "perf_counter", target_met, 0,

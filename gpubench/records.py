@@ -12,6 +12,11 @@ Record format history (``RECORD_VERSION``):
 * 2 — ``flags`` (per-case warnings from :data:`FLAGS`) and ``host_samples`` (host-clock time per
   call beside device-clock ``samples``). A version-1 record reads as one without flags whose host
   time is its device time.
+* 3 — ``machine`` (the machine's state around the case: other processes' CPU use, load, CPU
+  frequency, GPU clocks, temperature, power, throttle reasons; see :mod:`gpubench.machine`) and
+  ``energy`` (joules per call from NVML or RAPL, or the reason there is none), and the flags
+  ``busy`` and ``throttled``. A version-1 or 2 record reads with no machine state and the energy
+  reason "not recorded".
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from gpubench.stats import Summary, summarize
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 #: Status of a finished case.
 STATUSES = ("ok", "incorrect", "error", "timeout", "skipped")
@@ -44,7 +49,31 @@ FLAGS = {
     "launch_bound": "the host took at least as long per call as the device: launch overhead, not the kernel",
     "implausible": "the rate is above a physical ceiling of the device (a measurement error, not a result)",
     "above_ceiling": "the rate is above the machine's measured ceiling (calibrate again, without --quick)",
+    "busy": "other processes took more than a quarter of a core, on average, while the case was measured",
+    "throttled": "the GPU reported a clock-lowering reason (power cap, thermal or hardware slowdown) while measured",
 }
+
+#: Keys of an ``energy`` entry that, when present, must be positive finite numbers.
+_ENERGY_NUMBERS = ("joules_per_call", "joules", "window_s", "watts")
+
+
+def _check_energy(entry: Any, where: str = "energy") -> None:
+    """An energy entry holds ``joules_per_call`` with its ``source``, or a ``reason`` — never a zero."""
+    if not isinstance(entry, dict):
+        raise RecordError(f"{where} must be a dict, got {type(entry).__name__}")
+    for key in _ENERGY_NUMBERS:
+        v = entry.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v <= 0):
+            raise RecordError(f"{where}.{key} must be a positive finite number, got {v!r}")
+    calls = entry.get("calls")
+    if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 1):
+        raise RecordError(f"{where}.calls must be a positive integer, got {calls!r}")
+    if entry.get("joules_per_call") is not None:
+        if not isinstance(entry.get("source"), str) or not entry["source"]:
+            raise RecordError(f"{where} has joules per call but no source")
+    elif not isinstance(entry.get("reason"), str) or not entry["reason"]:
+        raise RecordError(f"{where} needs joules_per_call or the reason there is none")
 
 
 class RecordError(ValueError):
@@ -190,6 +219,13 @@ class CaseResult:
     """Warnings about this measurement (names from :data:`FLAGS`), sorted and unique."""
     host_samples: tuple[float, ...] = ()
     """Host-clock time per call for each sample when ``clock`` is a device clock (empty: same as ``samples``)."""
+    machine: dict[str, Any] = field(default_factory=dict)
+    """The machine around the case (``cpu``: other processes' cores, load, MHz; ``gpu``: clocks, power,
+    temperature, throttle reasons; ``series``: periodic samples); see :class:`gpubench.machine.CaseWatch`."""
+    energy: dict[str, Any] = field(default_factory=dict)
+    """``joules_per_call`` with its ``source`` (``nvml:0``, ``rapl``), ``joules``, ``calls``, ``window_s``
+    and ``watts``; or a ``reason`` (``not available: …``). GPU cases may add ``host``: the CPU
+    packages' energy (RAPL) over the same window, in the same shape. Filled with a reason when empty."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -218,6 +254,18 @@ class CaseResult:
             v = getattr(self, name)
             if v is not None and (not math.isfinite(v) or v < 0):
                 raise RecordError(f"{name} must be a non-negative number, got {v!r}")
+        if not isinstance(self.machine, dict):
+            raise RecordError(f"machine must be a dict, got {type(self.machine).__name__}")
+        other = (self.machine.get("cpu") or {}).get("other_cores")
+        if other is not None and (isinstance(other, bool) or not isinstance(other, (int, float))
+                                  or not math.isfinite(other) or other < 0):
+            raise RecordError(f"machine.cpu.other_cores must be a non-negative number, got {other!r}")
+        if not self.energy:
+            why = "no measured window" if self.status == "ok" else f"the case ended as {self.status}"
+            object.__setattr__(self, "energy", {"reason": f"not measured: {why}"})
+        _check_energy(self.energy)
+        if self.energy.get("host") is not None:
+            _check_energy(self.energy["host"], "energy.host")
 
     @functools.cached_property
     def summary(self) -> Summary | None:
@@ -253,6 +301,28 @@ class CaseResult:
             return None
         return self.bytes / med / 1e9
 
+    @property
+    def joules_per_call(self) -> float | None:
+        """Energy of one call on the case's device (NVML for a GPU, RAPL for the CPU), or None."""
+        return self.energy.get("joules_per_call") if self.status == "ok" else None
+
+    @property
+    def energy_reason(self) -> str:
+        """Why there is no energy per call ('' when there is)."""
+        return "" if self.joules_per_call is not None else str(self.energy.get("reason") or "not measured")
+
+    @property
+    def gflop_per_joule(self) -> float | None:
+        """GFLOP per joule (None without FLOPs or energy)."""
+        j = self.joules_per_call
+        return self.flops / 1e9 / j if j and self.flops else None
+
+    @property
+    def gb_per_joule(self) -> float | None:
+        """GB (10⁹ bytes) moved per joule (None without bytes or energy)."""
+        j = self.joules_per_call
+        return self.bytes / 1e9 / j if j and self.bytes else None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (raw data only; statistics are derived on read)."""
         return {
@@ -274,6 +344,8 @@ class CaseResult:
             "metrics": self.metrics,
             "flags": list(self.flags),
             "host_samples": list(self.host_samples),
+            "machine": self.machine,
+            "energy": self.energy,
         }
 
     @classmethod
@@ -300,4 +372,7 @@ class CaseResult:
             metrics=data.get("metrics") or {},
             flags=tuple(data.get("flags") or ()),
             host_samples=tuple(float(s) for s in data.get("host_samples") or ()),
+            machine=data.get("machine") or {},
+            energy=data.get("energy") or ({"reason": f"not recorded: a version-{version} record (before gpubench "
+                                                     "measured energy)"} if version < 3 else {}),
         )

@@ -55,10 +55,12 @@ class Runner:
 
     def __init__(self, store: ResultStore, settings: HarnessSettings = HarnessSettings(),
                  timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None,
-                 probe_timeout_s: float | None = None, profile: str = ""):
+                 probe_timeout_s: float | None = None, profile: str = "", wait_idle_s: float = 0.0):
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.store = store
+        self.wait_idle_s = wait_idle_s
+        """Each case waits up to this long for the machine to go quiet (``--wait-idle``; added to its timeout)."""
         self.settings = settings
         self.timeout_s = timeout_s
         self.progress = progress
@@ -169,8 +171,10 @@ class Runner:
     def _run_one(self, worker: Worker, spec: CaseSpec) -> tuple[CaseResult, Worker | None]:
         t0 = time.perf_counter()
         try:
-            reply = worker.request({"op": "case", "spec": spec.to_dict(), "settings": asdict(self.settings)},
-                                   self.timeout_s)
+            payload: dict[str, Any] = {"op": "case", "spec": spec.to_dict(), "settings": asdict(self.settings)}
+            if self.wait_idle_s > 0:
+                payload["wait_idle_s"] = self.wait_idle_s
+            reply = worker.request(payload, self.timeout_s + self.wait_idle_s)
             return CaseResult.from_dict(reply), worker
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             worker.kill()

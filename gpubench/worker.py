@@ -3,9 +3,10 @@
 The worker talks to the runner over JSON lines on a private copy of its stdout; its own
 stdout is pointed at stderr so that a framework printing to stdout cannot corrupt the protocol.
 Requests: ``{"op": "env", "backend": ...}`` (the backend probe of ``gpubench run``, ``list`` and
-``env``) and ``{"op": "case", "spec": ..., "settings": ...}``; every request gets exactly one reply
-line. A worker dies with the process that started it (:func:`gpubench.lifeline.die_with_parent`),
-even when that process is killed with SIGKILL.
+``env``) and ``{"op": "case", "spec": ..., "settings": ..., "wait_idle_s": S}`` (``wait_idle_s``
+optional: wait up to S seconds for the machine to go quiet before timing); every request gets
+exactly one reply line. A worker dies with the process that started it
+(:func:`gpubench.lifeline.die_with_parent`), even when that process is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _serve(req: dict[str, Any]) -> dict[str, Any]:
     if req.get("op") == "case":
         spec = CaseSpec.from_dict(req["spec"])
         try:
-            return run_case(spec, HarnessSettings(**req["settings"])).to_dict()
+            return run_case(spec, HarnessSettings(**req["settings"]), float(req.get("wait_idle_s") or 0.0)).to_dict()
         except Exception as exc:  # noqa: BLE001 - whatever happens to a case is its result
             msg = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
             return CaseResult(spec=spec, status="error", error=msg,

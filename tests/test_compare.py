@@ -16,12 +16,17 @@ SPEC = CaseSpec.make("matmul", "numpy", "cpu", "float32", {"m": 256, "n": 256, "
 
 
 def result(median: float, n: int = 30, seed: int = 0, noise: float = 0.01, spec: CaseSpec = SPEC,
-           spec_hash: str = "abc", status: str = "ok") -> CaseResult:
+           spec_hash: str = "abc", status: str = "ok", flags: tuple[str, ...] = (),
+           machine: dict | None = None) -> CaseResult:
     if status != "ok":
         return CaseResult(spec, status, error="no cuda device", spec_hash=spec_hash)
     rng = random.Random(seed)
     samples = tuple(median * (1 + rng.gauss(0, noise)) for _ in range(n))
-    return CaseResult(spec, "ok", samples=samples, spec_hash=spec_hash, flops=2.0 * 256**3)
+    return CaseResult(spec, "ok", samples=samples, spec_hash=spec_hash, flops=2.0 * 256**3, flags=flags,
+                      machine=machine or {})
+
+
+BUSY = {"cpu": {"other_cores": 1.02, "cores": 2}}
 
 
 # --- the test itself, against values computed by hand and by SciPy ---------------------------------
@@ -81,13 +86,26 @@ def test_labels_on_known_shifts(new_median, label):
     assert c.change_pct == pytest.approx((new_median / 1e-3 - 1) * 100, abs=1.0)
 
 
-def test_large_change_within_noise_is_same():
-    # Two draws from the same very noisy distribution: the medians may differ by more than the
-    # threshold, but the rank test sees no real difference.
+def test_large_change_that_is_not_significant_is_inconclusive_not_same():
+    # Two draws from the same very noisy distribution: the medians differ by more than the
+    # threshold, but the rank test cannot tell: that is "we do not know", not "same".
     base = result(1e-3, n=8, seed=10, noise=0.4)
     new = result(1e-3, n=8, seed=11, noise=0.4)
     c = compare_results(base, new, threshold_pct=1.0)
-    assert c.label == "same" and c.p_value >= 0.05
+    assert abs(c.change_pct) >= 1.0 and c.p_value >= 0.05
+    assert c.label == "inconclusive" and "not significant" in c.reason
+    # The same samples with a threshold above the change: below the threshold is "same".
+    c = compare_results(base, new, threshold_pct=abs(c.change_pct) + 1)
+    assert c.label == "same" and "within noise" in c.reason
+
+
+def test_the_reported_case_plus_66_percent_at_p_0063_is_inconclusive():
+    # The issue's case: +66 % at p = 0.063 was labelled "same". Five samples a side, medians 1.0 and 1.66 ms.
+    base = CaseResult(SPEC, "ok", samples=(0.6e-3, 0.8e-3, 1.0e-3, 1.9e-3, 2.0e-3), spec_hash="abc")
+    new = CaseResult(SPEC, "ok", samples=(1.1e-3, 1.5e-3, 1.66e-3, 2.1e-3, 2.2e-3), spec_hash="abc")
+    c = compare_results(base, new, threshold_pct=5.0)
+    assert c.change_pct == pytest.approx(66.0) and c.p_value >= 0.05
+    assert c.label == "inconclusive"
 
 
 def test_not_comparable_when_benchmark_changed_or_not_ok():
@@ -95,6 +113,28 @@ def test_not_comparable_when_benchmark_changed_or_not_ok():
     assert c.label == "not comparable" and "spec hash" in c.reason
     c = compare_results(result(1e-3), result(1e-3, status="skipped"))
     assert c.label == "not comparable" and "skipped" in c.reason
+
+
+@pytest.mark.parametrize("side", ["base", "new", "both"])
+def test_a_busy_side_is_inconclusive_never_a_regression(side):
+    # The issue's numbers: 125x slower under contention. Far beyond noise, and still not a regression.
+    base = result(193e-6, seed=1, flags=("busy",) if side in ("base", "both") else (),
+                  machine=BUSY if side in ("base", "both") else None)
+    new = result(24e-3, seed=2, flags=("busy",) if side in ("new", "both") else (),
+                 machine=BUSY if side in ("new", "both") else None)
+    c = compare_results(base, new, threshold_pct=50)
+    assert c.label == "inconclusive"
+    assert c.change_pct > 1000 and c.p_value < 0.05  # the figures are still shown
+    assert "busy machine (other processes used 1 of 2 cores)" in c.reason
+
+
+def test_throttled_on_one_side_is_inconclusive_on_both_compares_with_a_note():
+    throttled = {"gpu": {"throttle": ["gpu_idle", "sw_power_cap"], "throttle_mask": 5}}
+    c = compare_results(result(1e-3, seed=1), result(1.3e-3, seed=2, flags=("throttled",), machine=throttled))
+    assert c.label == "inconclusive" and c.reason == "new run: throttled GPU (sw_power_cap), the other not"
+    c = compare_results(result(1e-3, seed=1, flags=("throttled",), machine=throttled),
+                        result(1.3e-3, seed=2, flags=("throttled",), machine=throttled))
+    assert c.label == "slower" and "both sides ran on a throttled GPU" in c.reason
 
 
 def test_compare_runs_matches_by_spec_and_reports_missing():
@@ -154,6 +194,17 @@ def test_cli_hash_change_is_not_comparable(cli, store_path):
     assert "not comparable" in out and "1 not comparable" in out
 
 
+def test_cli_busy_side_is_inconclusive_and_exits_zero(cli, store_path):
+    with ResultStore(store_path) as store:
+        a = store.begin_run("matmul", label="quiet")
+        store.add_result(a, result(1e-3, seed=1))
+        b = store.begin_run("matmul", label="under a hog")
+        store.add_result(b, result(2e-3, seed=2, flags=("busy",), machine=BUSY))
+    code, out, _ = cli("compare", str(a), str(b), "--threshold", "50")
+    assert code == 0, out
+    assert "1 inconclusive" in out and "0 slower" in out and "new run: busy machine" in out
+
+
 def test_cli_bad_input(cli, store_path):
     _store_two_runs(store_path, 1e-3)
     code, _, err = cli("compare", "1", "9")
@@ -206,7 +257,7 @@ def test_against_last_n_runs_of_the_same_machine(cli, store_path, tmp_path):
     code, out, err = cli("compare", "--against-last", "5", "latest", "--threshold", "10")
     assert code == 1, err
     assert "base: median of up to the last 5 runs of this machine with each case (runs 3, 4, 5, 6, 7)" in out
-    assert "1 slower, 0 faster, 3 same" in out
+    assert "1 slower, 0 faster, 0 inconclusive, 3 same" in out
     assert re.search(r"slower\s+matmul\s+512³\s+torch:cpu .* \+(2[4-9]|3[0-6])\.\d%", out), out
     html = tmp_path / "c.html"
     code, out, _ = cli("compare", "--against-last", "3", str(new), "--threshold", "50", "--html", str(html))

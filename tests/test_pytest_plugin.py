@@ -312,8 +312,12 @@ def test_plugin_and_run_store_the_same_record(project, tmp_path):
                            "--store", str(run_store)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     [from_plugin], [from_run] = store_rows(plugin_store), store_rows(run_store)
-    measured = {"samples", "host_samples", "number", "target_met", "wall_s", "flags"}
+    measured = {"samples", "host_samples", "number", "target_met", "wall_s", "flags", "machine", "energy"}
     assert set(from_plugin) == set(from_run)
+    # The machine was watched around both timed windows, the same way.
+    for record in (from_plugin, from_run):
+        assert record["machine"]["calls"] >= 1 and record["machine"]["cpu"]["span"] == "window"
+        assert record["energy"].get("joules_per_call") or record["energy"]["reason"]
     for record in (from_plugin, from_run):
         record["spec"].pop("suite")
     assert {k: v for k, v in from_plugin.items() if k not in measured} == \

@@ -73,3 +73,54 @@ def test_spec_hash_covers_kernel_source():
     assert spec_hash(s, {"k.cu": "a"}) != spec_hash(s, {"k.cu": "b"})
     assert spec_hash(s, {"k.cu": "a"}) == spec_hash(s, {"k.cu": "a"})
     assert spec_hash(s) != spec_hash(spec(dtype="float64"))
+
+
+# --- version 3: machine state and energy ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("energy, message", [
+    ({"joules_per_call": 0.0, "source": "rapl"}, "positive finite"),
+    ({"joules_per_call": -1.0, "source": "rapl"}, "positive finite"),
+    ({"joules_per_call": math.inf, "source": "rapl"}, "positive finite"),
+    ({"joules_per_call": 1.0}, "no source"),
+    ({"joules": 5.0}, "or the reason"),
+    ({"reason": ""}, "or the reason"),
+    ({"reason": "x", "calls": 0}, "positive integer"),
+    ({"joules_per_call": 1.0, "source": "nvml:0", "host": {"joules_per_call": 0}}, "energy.host"),
+    ("12 J", "must be a dict"),
+])
+def test_energy_is_a_positive_figure_with_its_source_or_a_reason_never_zero(energy, message):
+    with pytest.raises(RecordError, match=message):
+        CaseResult(spec=spec(), status="ok", samples=(1e-3,), energy=energy)
+
+
+def test_every_record_carries_energy_or_its_reason():
+    r = CaseResult(spec=spec(), status="skipped", error="no gpu")
+    assert r.energy == {"reason": "not measured: the case ended as skipped"}
+    assert r.joules_per_call is None and r.energy_reason.startswith("not measured")
+    r = CaseResult(spec=spec(), status="ok", samples=(1e-3,))
+    assert r.energy["reason"] == "not measured: no measured window"
+
+
+def test_machine_and_energy_round_trip_with_derived_efficiency():
+    machine = {"cpu": {"other_cores": 0.1, "cores": 2, "load_before": [0.5, 0.4, 0.3]},
+               "gpu": {"reason": "a CPU case"}, "window_s": 2.0, "calls": 4000}
+    energy = {"joules_per_call": 0.01, "joules": 40.0, "calls": 4000, "window_s": 2.0, "watts": 20.0, "source": "rapl"}
+    r = CaseResult(spec=spec(), status="ok", samples=(1e-3,), flops=2e9, bytes=1e8, machine=machine, energy=energy,
+                   flags=("busy",))
+    back = CaseResult.from_dict(r.to_dict())
+    assert back == r and back.to_dict()["record_version"] == 3
+    assert back.gflop_per_joule == pytest.approx(200.0) and back.gb_per_joule == pytest.approx(10.0)
+    with pytest.raises(RecordError, match="other_cores"):
+        CaseResult(spec=spec(), status="ok", samples=(1e-3,), machine={"cpu": {"other_cores": -1}})
+    with pytest.raises(RecordError, match="unknown flag"):
+        CaseResult(spec=spec(), status="ok", samples=(1e-3,), flags=("sleepy",))
+
+
+def test_a_version_2_record_still_reads_with_the_reason_energy_was_not_recorded():
+    d = CaseResult(spec=spec(), status="ok", samples=(1e-3,), flags=("noisy",)).to_dict()
+    d["record_version"] = 2
+    del d["machine"], d["energy"]
+    r = CaseResult.from_dict(d)
+    assert r.machine == {} and r.flags == ("noisy",)
+    assert r.energy == {"reason": "not recorded: a version-2 record (before gpubench measured energy)"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gpubench.commands import add_store_argument
 
-HELP = "compare two runs case by case: faster, slower, same or not comparable (exit 1 on a regression)"
+HELP = "compare two runs case by case: faster, slower, same, inconclusive or not comparable (exit 1 on a regression)"
 
 
 def add_arguments(p) -> None:

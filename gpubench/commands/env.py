@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 HELP = "print the machine and software environment (CPU, GPU, drivers, libraries, BLAS)"
 
 #: Probe facts that are not environment facts (shown elsewhere, or by ``gpubench list``).
@@ -14,6 +16,50 @@ def add_arguments(p) -> None:
                    help="also ask these backends for their facts (default: all; 'none' for host only)")
     p.add_argument("--probe-timeout", type=float, metavar="S",
                    help="seconds each backend probe may take (default 60, or $GPUBENCH_PROBE_TIMEOUT; inf: no limit)")
+
+
+def _fact(d: dict, key: str, unit: str = "") -> str:
+    value = d.get(key)
+    if value is None:
+        return "?"
+    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def _mhz(value) -> str:
+    return f"{value:.0f} MHz" if isinstance(value, (int, float)) else "?"
+
+
+def cpu_clock_line(cpu: dict) -> str:
+    """``2445 MHz (psutil (/proc/cpuinfo)); governor: none (no cpufreq in sysfs ...); load 0.5 0.4 0.3``."""
+    freq = _mhz(cpu.get("freq_mhz"))
+    if cpu.get("freq_max_mhz"):
+        freq += f" (max {_mhz(cpu['freq_max_mhz'])})"
+    if cpu.get("freq_source"):
+        freq += f" from {cpu['freq_source']}"
+    governor = cpu.get("governor") or f"unknown: {cpu.get('governor_reason', 'not readable')}"
+    load = cpu.get("load_average")
+    load_text = f"; load average {' '.join(f'{x:g}' for x in load)}" if load else ""
+    return f"{freq}; governor {governor}{load_text}"
+
+
+def gpu_state_lines(state: dict) -> list[str]:
+    """NVML's facts, one line per GPU: clocks, power limit, ECC, persistence, MIG, PCIe."""
+    if not state:
+        return []
+    if not state.get("available"):
+        return [f"NVML      {state.get('reason', 'unavailable')}"]
+    out = []
+    for d in state.get("devices", []):
+        if "reason" in d:
+            out.append(f"NVML {d.get('index')}    {d['reason']}")
+            continue
+        v = functools.partial(_fact, d)
+        out.append(f"GPU {d['index']}     {d.get('name') or '?'}: SM {v('sm_mhz')}/{v('sm_max_mhz')} MHz, "
+                   f"memory {v('mem_mhz')}/{v('mem_max_mhz')} MHz, power limit {v('power_limit_w', ' W')}, "
+                   f"ECC {v('ecc')}, persistence {v('persistence_mode')}, MIG {v('mig')}, "
+                   f"PCIe gen {v('pcie_gen')}/{v('pcie_gen_max')} x{v('pcie_width')}/x{v('pcie_width_max')}"
+                   + (f", clock events: {', '.join(d['throttle'])}" if d.get("throttle") else ""))
+    return out
 
 
 def run(args) -> int:
@@ -42,6 +88,7 @@ def run(args) -> int:
     cpu = env["cpu"]
     print(f"CPU       {cpu['model']} ({cpu['physical_cores']} cores, {cpu['logical_cores']} threads)")
     print(f"ISA       {' '.join(cpu['isa']) or '-'}")
+    print("clock     " + cpu_clock_line(cpu))
     print(f"memory    {env['memory_bytes'] / 2**30:.1f} GiB")
     print(f"OS        {env['os']}   Python {env['python']}")
     for lib in env["blas"]:
@@ -51,6 +98,8 @@ def run(args) -> int:
         print(f"GPU       {gpu['name']} {gpu['memory']} driver {gpu['driver']}")
     if not env["gpus"]:
         print("GPU       none found (no nvidia-smi or no driver)")
+    for line in gpu_state_lines(env.get("gpu_state") or {}):
+        print(line)
     print("libraries " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items()))
     for name, b in env.get("backends", {}).items():
         if not b.get("available"):

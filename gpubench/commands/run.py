@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--target", type=float, metavar="FRAC",
                    help="stop when the median's 95%% CI is within ±FRAC (default 0.01)")
     p.add_argument("--label", default="", help="a label for this run (shown in reports)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                   help="before each case, wait up to S seconds for other processes to leave the cores")
     p.add_argument("--dry-run", action="store_true", help="list the cases and exit without running")
     add_store_argument(p)
 
@@ -52,6 +54,8 @@ def run(args) -> int:
         print(f"gpubench: warning: {reason}; its cases are left out", file=sys.stderr)
     settings = profile.settings
     timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
+    if not (args.wait_idle >= 0 and args.wait_idle != float("inf")):
+        raise UsageError(f"--wait-idle must be a non-negative number of seconds, got {args.wait_idle}")
     if args.dry_run:
         for spec in specs:
             print(spec.label())
@@ -60,9 +64,15 @@ def run(args) -> int:
 
     environment = capture_host()
     environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
+
+    from gpubench.machine import busy_summary, busy_warning, probe_cpu
+
+    warning = busy_warning(probe_cpu(0.5))
+    if warning:
+        print(warning, file=sys.stderr)
     with ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
-        runner = Runner(store, settings, timeout, progress=progress.update)
+        runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         try:
             run_id, _ = runner.run(specs, suite=suite.name, baseline=suite.baseline, label=args.label,
@@ -78,4 +88,7 @@ def run(args) -> int:
         from gpubench.commands.show import print_run
 
         print_run(store, run_id)
+        summary = busy_summary(store.results(run_id))
+        if summary:
+            print(summary, file=sys.stderr)
     return 0

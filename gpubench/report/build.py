@@ -18,7 +18,7 @@ from gpubench import __version__, tables
 from gpubench.datasheet import datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
-from gpubench.report import analysis, attention, charts
+from gpubench.report import analysis, attention, charts, energy
 from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
@@ -461,6 +461,7 @@ def render(runs: list[RunData]) -> str:
     _workloads(page, measured, colors)
     _break_even(page, measured)
     _roofline(page, measured, colors)
+    energy.energy_section(page, measured, colors)
     table_data = _cases(page, runs)
     _problems(page, runs)
 

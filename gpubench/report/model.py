@@ -135,7 +135,8 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
     ``x_unit`` (problem-size axis: FLOPs per call for compute workloads, bytes for bandwidth
     ones), ``rate`` (GFLOP/s or GB/s by the workload's unit), ``metrics``,
     ``speedup_baseline`` (over the run's named baseline on the CPU), ``speedup_cpu`` and
-    ``fastest_cpu`` (over the fastest CPU backend of the run at the same problem), ``label``.
+    ``fastest_cpu`` (over the fastest CPU backend of the run at the same problem), ``label``, and the
+    record's ``energy`` and ``flags``.
     """
     env = run.environment or {}
     rows = base_rows(run, results)
@@ -145,6 +146,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         row["size"] = describe_size(row["workload"], row["params"])
         row.update(case_modes(row["workload"], row["params"], row["dtype"]))
         row["metrics"] = res.metrics or {}
+        row["energy"], row["flags"] = res.energy or {}, list(res.flags)
         row["label"] = res.spec.label()
         row["implementation"] = res.spec.implementation
         row["series"] = res.spec.series
