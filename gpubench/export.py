@@ -7,6 +7,9 @@ Export JSON schema history (``EXPORT_SCHEMA_VERSION``; documented in ``docs/resu
   ``size`` and ``metrics`` (the workload's own measurements, such as MNIST's
   ``final_accuracy`` and ``curve``). CSV flattens every scalar metric into a ``metric.<name>``
   column and keeps the whole ``metrics`` object as a JSON cell.
+* 3 — each result adds the machine while it was measured and the energy: ``joules_per_call``,
+  ``gflop_per_joule``, ``gb_per_joule``, ``energy_reason`` (why there is no energy per call), and the
+  whole ``energy`` and ``machine`` objects (JSON cells in CSV).
 
 Rows are held against ceilings when they are read (:func:`guard_row`): ``implausible`` above a
 physical ceiling (the one recorded when the case was measured, else its GPU's datasheet),
@@ -24,7 +27,7 @@ from typing import Any
 from gpubench.records import CaseResult
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, RunInfo
 
-EXPORT_SCHEMA_VERSION = 2
+EXPORT_SCHEMA_VERSION = 3
 
 #: Columns of one exported case, in order.
 FIELDS = (
@@ -32,11 +35,12 @@ FIELDS = (
     "device_name", "dtype", "params", "size", "status", "error", "flags", "samples", "n_samples",
     "calls_per_sample", "clock", "min_s", "median_s", "mean_s", "stdev_s", "iqr_s", "ci95_low_s", "ci95_high_s",
     "host_median_s", "target_met", "flops", "bytes", "gflops", "gbps", "speedup", "baseline", "rel_error",
-    "tolerance", "spec_hash", "unit", "metrics",
+    "tolerance", "spec_hash", "unit", "metrics", "joules_per_call", "gflop_per_joule", "gb_per_joule",
+    "energy_reason", "energy", "machine",
 )
 
 #: Fields of :data:`FIELDS` that CSV writes as JSON cells.
-JSON_CELLS = ("params", "samples", "flags", "metrics")
+JSON_CELLS = ("params", "samples", "flags", "metrics", "energy", "machine")
 
 
 def workload_unit(name: str) -> str:
@@ -197,6 +201,9 @@ def result_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str
             "baseline": f"{run.baseline}:cpu" if run.baseline else "",
             "rel_error": r.rel_error, "tolerance": r.tolerance, "spec_hash": r.spec_hash, "unit": unit,
             "metrics": metrics,
+            "joules_per_call": r.joules_per_call, "gflop_per_joule": r.gflop_per_joule,
+            "gb_per_joule": r.gb_per_joule, "energy_reason": r.energy_reason,
+            "energy": r.energy, "machine": r.machine,
         })
         guard_row(rows[-1], ceilings, ceilings_run)
     return rows

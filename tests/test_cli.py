@@ -38,11 +38,14 @@ def test_run_show_export_numpy(store_path, cli, tmp_path):
 
     code, out, _ = cli("export", "--format", "json")
     doc = json.loads(out)
-    assert doc["schema"] == "gpubench-results" and doc["schema_version"] == 2
+    assert doc["schema"] == "gpubench-results" and doc["schema_version"] == 3
     rows = doc["results"]
     assert rows and all(set(FIELDS) <= set(r) for r in rows)
     for r in rows:
         assert r["status"] == "ok" and r["gflops"] > 0 and r["speedup"] == pytest.approx(1.0)
+        # Energy per call, or the reason there is none (never 0); the machine it ran on.
+        assert (r["joules_per_call"] or 0) > 0 or r["energy_reason"]
+        assert "cpu" in r["machine"]
         assert r["ci95_low_s"] <= r["median_s"] <= r["ci95_high_s"] and r["samples"]
     env = doc["runs"][0]["environment"]
     assert env["cpu"]["model"] and env["python"] and "numpy" in env["libraries"]
