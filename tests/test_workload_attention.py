@@ -137,7 +137,7 @@ def test_the_suite_expands_and_quick_cpu_cases_are_small():
     cuda_torch = {s.variant for s in full if s.backend == "torch" and s.device == "cuda"}
     assert cuda_torch == {"flash", "efficient", "cudnn", "math"}
     quick = expand(suite, Filters(devices=("cpu",)), quick=True)
-    assert {s.backend for s in quick} == {"numpy", "torch"}
+    assert {s.backend for s in quick} == {"numpy", "torch", "jax"}
     assert {s.variant for s in quick if s.backend == "torch"} == {"flash", "math"}
     assert max(s.param_dict["s"] for s in quick) <= 128
     assert {(s.param_dict["causal"], s.param_dict["backward"]) for s in quick} == {
