@@ -66,7 +66,7 @@ def test_energy_view_with_measured_energy(tmp_path):
     found = re.search(r'<script type="application/json" id="gpubench-data">(.*?)</script>', text, re.S)
     data = json.loads(found.group(1))
     figs = [f for f in data["figures"] if "joules per call" in f["layout"]["title"]["text"]]
-    assert len(figs) == 1 and {t["name"] for t in figs[0]["data"]} == {"numpy:cpu", "torch:cuda:0"}
+    assert len(figs) == 1 and {t["name"] for t in figs[0]["data"]} == {"numpy", "torch:cuda:0"}
     rows = {r["series"]: r for r in runs[0].rows if r["params"]["m"] == 4096}
     gpu_j, cpu_j = rows["torch:cuda:0"]["energy"]["joules_per_call"], rows["numpy:cpu"]["energy"]["joules_per_call"]
     trace = next(t for t in figs[0]["data"] if t["name"] == "torch:cuda:0")

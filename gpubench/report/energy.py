@@ -45,25 +45,25 @@ def _fmt_j(value: float | None) -> str:
 
 
 def energy_figure(rows: list[dict[str, Any]], title: str, colors: charts.Colors) -> dict[str, Any]:
-    """Joules per call against problem size, log-log, one line per series and run."""
+    """Joules per call against problem size, log-log, one line per series and run (styled as the rate charts)."""
     rows = [r for r in rows if joules(r) is not None and r.get("x")]
-    multi_run = len(charts.run_order(rows)) > 1
-    x_title = "bytes moved per call" if rows and rows[0]["x_unit"] == "bytes" else "problem size: FLOPs per call"
+    cs = charts.ChartSeries(rows, colors)
     traces = []
-    for (run_index, identity), pts in charts._group_series(rows).items():
-        name = charts.series_name(pts[0]["run_label"], identity, multi_run)
+    for pts in charts._group_series(rows, cs).values():
+        name = cs.name(pts[0])
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": plot_text(name),
             "x": [p["x"] for p in pts], "y": [joules(p) for p in pts],
             "text": [charts.hover(p, name, [f"{_fmt_j(joules(p))} per call ({p['energy'].get('source', '?')}, "
                                             f"{p['energy'].get('watts', 0):.3g} W)"]) for p in pts],
             "hovertemplate": "%{text}<extra></extra>",
-            "line": {"color": colors(identity), "dash": charts.DASHES[run_index % len(charts.DASHES)], "width": 2},
-            "marker": {"symbol": charts.SYMBOLS[run_index % len(charts.SYMBOLS)], "size": 7},
+            "line": {"color": cs.color(pts[0]), "dash": cs.dash(pts[0]), "width": 2},
+            "marker": {"symbol": cs.symbol(pts[0]), "size": 7},
         })
+    x_title, x_axis = charts._x_axis(rows, [r["x"] for r in rows])
     layout = charts.base_layout(title, x_title, "joules per call (lower is better)")
-    layout["yaxis"].update(charts.log_ticks([joules(r) for r in rows]))
-    layout["xaxis"].update(charts.log_ticks([r["x"] for r in rows]))
+    layout["yaxis"].update(charts.log_axis([joules(r) for r in rows], "number"))
+    layout["xaxis"].update(x_axis)
     return {"data": traces, "layout": layout}
 
 
