@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import UsageError
-from gpubench.workloads.base import Param, Workload, host_dtype, random_array
+from gpubench.workloads.base import TIMING, Param, Workload, host_dtype, random_array, timing_param
 
 
 class MatmulWorkload(Workload):
@@ -22,6 +22,8 @@ class MatmulWorkload(Workload):
         "k": Param(int),
         "tf32": Param(bool, minimum=None, mode=True, tag="tf32"),
         "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
+        # How the calls are timed (gpubench.timing): the lecture suite times each case three ways.
+        TIMING: timing_param(),
     }
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
