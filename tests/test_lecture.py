@@ -455,7 +455,7 @@ def test_gpubench_run_suite_lecture_quick(cli, store_path):
     ok = {(r["implementation"], r["device"], r["params"].get("timing", "gpubench")): r
           for r in rows if r["status"] == "ok"}
     assert set(ok) == {(b, "cpu", t) for b in ("numpy", "torch") for t in ("lecture", "host_sync", "gpubench")}
-    for (backend, _, timing), r in ok.items():
+    for (_, _, timing), r in ok.items():
         assert r["size"] == "1000³" + ("" if timing == "gpubench" else f" timing={timing}")
         if timing == "lecture":
             assert r["clock"] == "unsynchronized" and "not_a_measurement" in r["flags"] and r["speedup"] is None
@@ -466,3 +466,20 @@ def test_gpubench_run_suite_lecture_quick(cli, store_path):
     skipped = [r for r in rows if r["status"] == "skipped"]
     assert {r["params"].get("timing", "gpubench") for r in skipped} == {"lecture", "host_sync", "gpubench"}
     assert all(r["device"] == "cuda" and r["error"] for r in skipped)
+
+
+def test_a_noisy_speedup_is_never_quoted_as_a_ratio():
+    from gpubench.report.lecture import Ratio, compared
+
+    fast, slow = {"series": "tensorflow:cpu", "median_s": 1.49}, {"series": "numpy:cpu", "median_s": 2.29}
+    tight = compared(Ratio(2.29 / 1.49, slow, fast, "", 0.05), "the fastest CPU backend", "the baseline")
+    assert tight == "the fastest CPU backend, tensorflow:cpu, is 1.54× the baseline (numpy:cpu)"
+    noisy = compared(Ratio(2.29 / 1.49, slow, fast, "", 0.62), "the fastest CPU backend", "the baseline")
+    assert "×" not in noisy and "1.49 s" in noisy and "2.29 s" in noisy and "too noisy to quote a ratio (±62%)" in noisy
+
+
+def test_rates_of_a_launch_read_in_pflops():
+    from gpubench.tables import fmt_rate
+
+    assert fmt_rate({"gflops": 1.67e7}) == "16.7 PFLOP/s"
+    assert fmt_rate({"gflops": 4.5e4}) == "45 TFLOP/s" and fmt_rate({"gflops": 167.5}) == "168 GFLOP/s"

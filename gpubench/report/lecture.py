@@ -438,6 +438,16 @@ def section_body(runs: list[RunData], figure_of: Callable[..., str]) -> str:
     return "".join(parts)
 
 
+def compared(ratio: Ratio, what: str, against: str) -> str:
+    """``X is 438× Y``, or both times where the interval is too wide to quote a ratio (the headline rule,
+    :data:`gpubench.report.analysis.HEADLINE_MAX_CI`)."""
+    fast, slow = ratio.denominator, ratio.numerator
+    if ratio.halfwidth is not None and ratio.halfwidth <= analysis.HEADLINE_MAX_CI:
+        return f"{what}, {fast['series']}, is {times_text(ratio.value)} {against} ({slow['series']})"
+    return (f"{what}, {fast['series']} ({fmt_time(fast['median_s'])}), against {against}, {slow['series']} "
+            f"({fmt_time(slow['median_s'])}): too noisy to quote a ratio (±{ratio.halfwidth or 0:.0%})")
+
+
 def headlines(runs: list[RunData]) -> list[str]:
     """One line per experiment for *At a glance*: the honest speedup (way 3) beside the lecture's claim, never way 1."""
     out = []
@@ -445,12 +455,10 @@ def headlines(runs: list[RunData]) -> list[str]:
         prefix = f"{exp.run.label}: " if len(runs) > 1 else ""
         sp = speedups(exp, exp.run.info.baseline or "numpy")
         if sp.honest is not None:
-            text = (f"the best accelerator, {sp.honest.denominator['series']}, is {times_text(sp.honest.value)} the "
-                    f"fastest CPU backend ({sp.honest.numerator['series']})")
+            text = compared(sp.honest, "the best accelerator", "the fastest CPU backend")
         elif sp.fastest_cpu_vs_baseline is not None:
-            r = sp.fastest_cpu_vs_baseline
-            text = (f"no accelerator ran; the fastest CPU backend, {r.denominator['series']}, is {times_text(r.value)} "
-                    f"{r.numerator['series']}")
+            text = "no accelerator ran; " + compared(sp.fastest_cpu_vs_baseline, "the fastest CPU backend",
+                                                      "the baseline")
         else:
             continue
         out.append(f"{prefix}The lecture's experiment ({exp.title}), timed by gpubench: {text} (the lecture "
