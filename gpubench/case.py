@@ -40,8 +40,9 @@ import numpy as np
 from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
 from gpubench.machine import CaseWatch
-from gpubench.records import CaseResult, CaseSpec, spec_hash
-from gpubench.workloads.base import CACHE
+from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, spec_hash
+from gpubench.timing import NAIVE_TIMINGS, UNSYNCHRONIZED, measure_naive
+from gpubench.workloads.base import CACHE, TIMING, TIMING_DEFAULT
 
 
 def case_seed(spec: CaseSpec) -> int:
@@ -184,8 +185,11 @@ class CasePath:
     def measure(self, settings: HarnessSettings = HarnessSettings()) -> CaseResult:
         """Take the samples (the harness, or a self-timed workload's run already made) and make the record."""
         try:
+            timing = self.params.get(TIMING, TIMING_DEFAULT)
             if self.workload.self_timed:
                 m = self.workload.measurement(self.op, settings)
+            elif timing in NAIVE_TIMINGS:  # the lecture suite's ways 1 and 2 (gpubench.timing)
+                m = measure_naive(timing, self.op.call, lambda: self.backend.synchronize(self.device))
             else:
                 flush = self.flusher.flush if self.flusher is not None else None
                 self._wait_idle()
@@ -203,12 +207,15 @@ class CasePath:
         """The ``ok`` record of a verified case from a measurement (the harness's or pytest-benchmark's).
 
         Flags it ``noisy`` (target not met), ``launch_bound`` (host time per call at least the
-        device time) and ``implausible`` (its rate above a physical ceiling of the device, named in
+        device time), ``not_a_measurement`` (the lecture's unsynchronized clock, :mod:`gpubench.timing`)
+        and ``implausible`` (its rate above a physical ceiling of the device, named in
         ``metrics["implausible"]``; the ceiling held against is ``metrics["physical_ceiling"]``).
         """
-        flags = [] if m.target_met else ["noisy"]
+        flags = ["noisy"] if m.target_met is False else []
         if launch_bound(m):
             flags.append("launch_bound")
+        if m.clock == UNSYNCHRONIZED:
+            flags.append(NOT_A_MEASUREMENT)
         result = self.record("ok", samples=tuple(float(s) for s in m.samples), number=m.number, clock=m.clock,
                              target_met=m.target_met, flags=tuple(flags),
                              host_samples=tuple(float(s) for s in getattr(m, "host_samples", ()) or ()))

@@ -6,7 +6,8 @@ a two-sided Mann-Whitney U test on the two runs' raw per-call samples rejects "s
 at ``alpha`` (timings are not normal: they have a floor and a long right tail, so a rank test is
 the right tool); large enough means the medians differ by at least ``threshold_pct``. Two cases
 whose spec hash differs (a changed kernel source or workload version) are *not comparable*, as
-are cases that did not produce a correct measurement on both sides (the asv rule).
+are cases that did not produce a correct measurement on both sides (the asv rule), and cases timed as
+in the lecture (flag ``not_a_measurement``: no synchronization, so no measurement to compare).
 
 A case is *inconclusive*, never slower, faster or same, when:
 
@@ -30,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gpubench.envinfo import machine_key
-from gpubench.records import CaseResult, CaseSpec
+from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, is_measurement
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
 from gpubench.tables import fmt_time, render
 
@@ -161,6 +162,10 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
     base pooled from several runs, whose level is the median of the runs' medians)."""
     spec = new.spec
     for side, r in (("base", base), ("new", new)):
+        if r.status == "ok" and not is_measurement(r.flags):
+            return CaseComparison(spec, "not comparable", base, new,
+                                  reason=f"{side} run: {NOT_A_MEASUREMENT} (timed as in the lecture, without "
+                                         "synchronization: never compared)")
         if r.status != "ok":
             why = f": {r.error}" if r.error else ""
             return CaseComparison(spec, "not comparable", base, new, reason=f"{side} run: {r.status}{why}")
@@ -288,7 +293,8 @@ def history_base(store: ResultStore, new_run: RunInfo, new_results: list[CaseRes
         pooled = tuple(s for _, r in members for s in r.samples)
         first = members[0][1]
         results.append(CaseResult(first.spec, "ok", samples=pooled, spec_hash=first.spec_hash, clock=first.clock,
-                                  flops=first.flops, bytes=first.bytes, device_name=first.device_name))
+                                  flops=first.flops, bytes=first.bytes, device_name=first.device_name,
+                                  flags=first.flags))
         medians[k] = statistics.median(r.median_s for _, r in members)
     return HistoryBase(sorted(used.values(), key=lambda r: r.id), results, medians)
 

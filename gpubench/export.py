@@ -24,7 +24,7 @@ import io
 import json
 from typing import Any
 
-from gpubench.records import CaseResult
+from gpubench.records import CaseResult, is_measurement
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, RunInfo
 
 EXPORT_SCHEMA_VERSION = 3
@@ -57,10 +57,12 @@ def _params_key(result: CaseResult) -> tuple:
 
 
 def baseline_medians(results: list[CaseResult], baseline: str) -> dict[tuple, float]:
-    """Median time of each correct baseline-backend CPU case, keyed by (workload, dtype, params)."""
+    """Median time of each correct baseline-backend CPU case, keyed by (workload, dtype, params); never a case
+    flagged ``not_a_measurement``."""
     out: dict[tuple, float] = {}
     for r in results:
-        if r.spec.backend == baseline and r.spec.device.split(":")[0] == "cpu" and r.status == "ok":
+        if (r.spec.backend == baseline and r.spec.device.split(":")[0] == "cpu" and r.status == "ok"
+                and is_measurement(r.flags)):
             key = _params_key(r)
             if key not in out or r.spec.variant == "default":
                 out[key] = r.median_s
@@ -68,8 +70,8 @@ def baseline_medians(results: list[CaseResult], baseline: str) -> dict[tuple, fl
 
 
 def speedup(result: CaseResult, base: dict[tuple, float]) -> float | None:
-    """Baseline median over this case's median; None unless both are correct and present."""
-    if result.status != "ok" or not result.median_s:
+    """Baseline median over this case's median; None unless both are correct measurements and present."""
+    if result.status != "ok" or not result.median_s or not is_measurement(result.flags):
         return None
     ref = base.get(_params_key(result))
     return ref / result.median_s if ref else None

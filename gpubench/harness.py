@@ -155,7 +155,8 @@ class Measurement:
     samples: tuple[float, ...]
     number: int
     clock: str
-    target_met: bool
+    target_met: bool | None
+    """Whether the median's interval reached the target; None where no target was pursued (:mod:`gpubench.timing`)."""
     warmup_calls: int
     elapsed_s: float
     host_samples: tuple[float, ...] = ()

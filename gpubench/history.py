@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.envinfo import machine_key
-from gpubench.records import CaseResult, CaseSpec
+from gpubench.records import CaseResult, CaseSpec, is_measurement
 from gpubench.stats import median_ci95
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
 
@@ -157,7 +157,8 @@ def collect(store: ResultStore, suite: str | None = None, case_filter: str | Non
     """Every case's history in ``store`` (runs of ``suite`` only when given), with changes detected.
 
     Calibration runs are left out unless ``suite`` is ``calibrate``. Only correct (``ok``) results
-    are points. Histories are ordered by workload, then by the case's label.
+    are points, and never one flagged ``not_a_measurement`` (the lecture's unsynchronized timing).
+    Histories are ordered by workload, then by the case's label.
     """
     series: dict[tuple, CaseHistory] = {}
     for run in store.runs():
@@ -170,7 +171,8 @@ def collect(store: ResultStore, suite: str | None = None, case_filter: str | Non
         code = code_of(run)
         label = run_point_label(run)
         for result in store.iter_results(run.id):
-            if result.status != "ok" or not result.samples or not matches(result.spec, case_filter):
+            if (result.status != "ok" or not result.samples or not is_measurement(result.flags)
+                    or not matches(result.spec, case_filter)):
                 continue
             key = (machine, result.spec.match_key())
             hist = series.get(key)

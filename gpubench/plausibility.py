@@ -9,7 +9,8 @@ machine's measured ones, for ``above_ceiling``). Where each ceiling comes from, 
 
 * **compute** (``GFLOP/s`` of the case's compute dtype): a GPU's datasheet peak
   (:mod:`gpubench.datasheet`); a CPU's cores × vector FLOP per cycle of its ISA (AVX-512,
-  AVX2, AMX, NEON/SVE) × its highest clock from sysfs (none where sysfs gives no clock).
+  AVX2, AMX, NEON/SVE) × its highest clock from sysfs (where sysfs gives no clock, as in most
+  virtual machines, the highest clock any CPU runs at: a looser bound, but still a bound).
 * **memory** (``GB/s``, read + written): a GPU's datasheet memory bandwidth. Held only against
   cold-cache cases and cases that move at least four times the last-level cache: a hot, small
   case legitimately runs from cache, faster than memory.
@@ -177,20 +178,33 @@ def cpu_max_mhz(root: Path = SYSFS_CPU) -> float | None:
     return best or None
 
 
+#: No CPU has shipped with a clock above this (the fastest boost clocks are about 6.2 GHz). Where the system
+#: hides the clock (virtual machines), the CPU's compute ceiling is taken at it: an upper bound, never a peak.
+CPU_CLOCK_BOUND_MHZ = 6500.0
+
+
 def cpu_compute_ceiling(dtype: str, flags: list[str] | None = None, cpus: int | None = None,
                         max_mhz: float | None = None) -> Ceiling | None:
-    """Logical CPUs × FLOP per cycle × highest clock: no CPU computes faster. None without a known clock."""
+    """Logical CPUs × FLOP per cycle × highest clock: no CPU computes faster.
+
+    The clock is sysfs's highest (``max_mhz`` overrides it); where sysfs has none, :data:`CPU_CLOCK_BOUND_MHZ`, so
+    that a rate no CPU of this width could reach (an asynchronous call timed at its launch) is still caught.
+    ``max_mhz=0`` means no ceiling.
+    """
     from gpubench.envinfo import cpu_flags
 
     flags = cpu_flags() if flags is None else flags
     cpus = cpus or os.cpu_count() or 1
     mhz = max_mhz if max_mhz is not None else cpu_max_mhz()
+    how = "ISA and sysfs"
+    if mhz is None:
+        mhz, how = CPU_CLOCK_BOUND_MHZ, "ISA; sysfs hides the clock, so the highest any CPU runs at: an upper bound"
     if not mhz:
         return None
     per_cycle = cpu_flop_per_cycle(dtype, flags)
     value = cpus * per_cycle * mhz / 1000.0
     return Ceiling(f"compute {dtype}", value, "GFLOP/s",
-                   f"{cpus} CPUs × {per_cycle} FLOP/cycle × {mhz:.0f} MHz (ISA and sysfs)")
+                   f"{cpus} CPUs × {per_cycle} FLOP/cycle × {mhz:.0f} MHz ({how})")
 
 
 # --- the guard ---------------------------------------------------------------------------------------

@@ -39,8 +39,10 @@ STATUSES = ("ok", "incorrect", "error", "timeout", "skipped")
 #: formats of FP8 matmul (see :mod:`gpubench.workloads.matmul_fp8`).
 DTYPES = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 
-#: Clocks a measurement may be taken with.
-CLOCKS = ("perf_counter", "cuda_event", "opencl_event", "fake")
+#: Clocks a measurement may be taken with. ``unsynchronized`` is the host clock read without waiting for the
+#: device (the lecture's ``timeit`` of an asynchronous call, :mod:`gpubench.timing`): its records are never
+#: a measurement (flag ``not_a_measurement``).
+CLOCKS = ("perf_counter", "cuda_event", "opencl_event", "fake", "unsynchronized")
 
 #: Per-case warnings a record may carry, with what each means. A flag never changes a status: an
 #: ``ok`` case with flags is correct, but its number needs the caveat the flag names.
@@ -51,7 +53,18 @@ FLAGS = {
     "above_ceiling": "the rate is above the machine's measured ceiling (calibrate again, without --quick)",
     "busy": "other processes took more than a quarter of a core, on average, while the case was measured",
     "throttled": "the GPU reported a clock-lowering reason (power cap, thermal or hardware slowdown) while measured",
+    "not_a_measurement": "timed as in the lecture, without waiting for the device: on an asynchronous device the "
+                         "launch, not the work; shown only to be shown wrong (never a speedup, headline or comparison)",
 }
+
+#: The flag of a record timed on the ``unsynchronized`` clock (see :data:`FLAGS`).
+NOT_A_MEASUREMENT = "not_a_measurement"
+
+
+def is_measurement(flags: tuple[str, ...] | list[str] | None) -> bool:
+    """Whether a record (by its flags) is a measurement at all: False for the lecture's unsynchronized timing."""
+    return NOT_A_MEASUREMENT not in (flags or ())
+
 
 #: Keys of an ``energy`` entry that, when present, must be positive finite numbers.
 _ENERGY_NUMBERS = ("joules_per_call", "joules", "window_s", "watts")
@@ -242,6 +255,8 @@ class CaseResult:
         unknown = [f for f in self.flags if f not in FLAGS]
         if unknown:
             raise RecordError(f"unknown flag(s) {', '.join(map(repr, unknown))} (known: {', '.join(FLAGS)})")
+        if self.clock == "unsynchronized" and NOT_A_MEASUREMENT not in self.flags:
+            raise RecordError(f"a record on the unsynchronized clock must carry the flag {NOT_A_MEASUREMENT!r}")
         if tuple(sorted(set(self.flags))) != tuple(self.flags):
             object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
         if self.status in ("ok", "incorrect") and not self.samples:

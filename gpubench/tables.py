@@ -22,6 +22,8 @@ def fmt_rate(row: dict[str, Any]) -> str:
         return f"{row['gbps']:.3g} GB/s"
     if row.get("gflops"):
         g = row["gflops"]
+        if g >= 1e6:
+            return f"{g / 1e6:.3g} PFLOP/s"
         return f"{g / 1000:.3g} TFLOP/s" if g >= 1000 else f"{g:.3g} GFLOP/s"
     if row.get("gbps"):
         return f"{row['gbps']:.3g} GB/s"

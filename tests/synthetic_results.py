@@ -233,3 +233,71 @@ def cpu_machine_runs(store: ResultStore, seed: int = 0) -> list[int]:
     store.add_ceiling(cal, "opencl", "mem_bw", 8.0, "GB/s", method="saxpy")
     store.finish_run(cal)
     return [matmul, mnist, cal]
+
+
+#: The lecture suite's series on the synthetic machine: (backend, device, seconds per 5000³ call by gpubench,
+#: seconds per call as the lecture's clock sees it). GPU calls return at their launch (~20 µs).
+LECTURE_PLAN = (("numpy", "cpu", 3.0, 3.0), ("tensorflow", "cpu", 2.4, 2.4), ("torch", "cpu", 2.6, 2.6),
+                ("jax", "cpu", 2.5, 12e-6), ("torch", "cuda:0", 5.6e-3, 21e-6), ("tensorflow", "cuda:0", 6.2e-3, 35e-6),
+                ("jax", "cuda:0", 5.9e-3, 18e-6), ("cupy", "cuda:0", 5.5e-3, 15e-6))
+
+
+def lecture_results(store: ResultStore, run_id: int, seed: int = 0, gpu: bool = True, size: int = 5000,
+                    suite: str = "lecture") -> list[CaseResult]:
+    """The lecture suite's cases timed three ways (``timing`` = lecture, host_sync, gpubench), added to a run.
+
+    Way-1 records are shaped like the case path's: clock ``unsynchronized``, flag ``not_a_measurement``, and on
+    the GPU above the datasheet peak, so flagged ``implausible`` with the ceiling they broke.
+    """
+    from gpubench.plausibility import Ceiling, judge
+
+    rng = random.Random(seed)
+    flops = 2.0 * size**3
+    scale = (size / 5000) ** 3
+    peak = Ceiling("compute float32", 67000.0, "GFLOP/s", "datasheet H100 SXM")
+    out = []
+    for backend, device, honest_s, lecture_s in LECTURE_PLAN:
+        if device != "cpu" and not gpu:
+            spec = CaseSpec.make("matmul", backend, device, "float32", {"size": size}, suite=suite)
+            out.append(CaseResult(spec, "skipped", error=f"{backend}: no cuda device found"))
+            continue
+        gpu_case = device != "cpu"
+        for timing, seconds, n in (("lecture", lecture_s if gpu_case or backend == "jax" else honest_s, 10),
+                                   ("host_sync", honest_s * 1.01, 10), ("gpubench", honest_s, 12)):
+            params: dict[str, Any] = {"m": size, "n": size, "k": size}
+            if timing != "gpubench":
+                params["timing"] = timing
+            variant = "cublas" if backend == "cupy" else "default"
+            spec = CaseSpec.make("matmul", backend, device, "float32", params, variant, suite=suite)
+            secs = seconds * (scale if timing != "lecture" or not gpu_case else 1.0)
+            kw: dict[str, Any] = {"clock": "cuda_event" if timing == "gpubench" and backend in ("torch", "cupy")
+                                  and gpu_case else "perf_counter"}
+            flags: list[str] = []
+            metrics: dict[str, Any] = {}
+            if timing == "lecture":
+                kw["clock"] = "unsynchronized"
+                flags.append("not_a_measurement")
+            if gpu_case:
+                metrics["physical_ceiling"] = {"name": peak.name, "value": peak.value, "unit": peak.unit,
+                                               "source": peak.source}
+                verdict = judge(flops / secs / 1e9, peak)
+                if verdict is not None:
+                    flags.append("implausible")
+                    metrics["implausible"] = verdict
+            r = CaseResult(spec, "ok", samples=samples(secs, n, rng), flops=flops, bytes=3.0 * size * size * 4,
+                           device_name=GPU_NAME if gpu_case else "Test CPU", spec_hash="l" + backend,
+                           target_met=True if timing == "gpubench" else None, flags=tuple(flags), metrics=metrics,
+                           **kw)
+            store.add_result(run_id, r)
+            out.append(r)
+    return out
+
+
+def lecture_run(store: ResultStore, seed: int = 0, gpu: bool = True, label: str = "", size: int = 5000,
+                hostname: str = "synthetic-host") -> int:
+    """A finished ``lecture`` suite run (see :func:`lecture_results`); its id."""
+    run_id = store.begin_run("lecture", baseline="numpy", label=label, environment=environment(hostname, gpu),
+                             command="gpubench run --suite lecture")
+    lecture_results(store, run_id, seed, gpu, size)
+    store.finish_run(run_id)
+    return run_id

@@ -168,6 +168,19 @@ def test_wrong_result_fails_instead_of_passing(project, tmp_path):
     assert doc["benchmarks"] == []
 
 
+def test_a_naive_timing_is_refused_not_mislabelled(project):
+    result = run(project, """
+        def test_lecture(gpubench_case, benchmark):
+            gpubench_case("matmul", "numpy", params={"size": 32, "timing": "lecture"}).run(benchmark)
+
+        def test_default_spelled_out(gpubench_case, benchmark):
+            r = gpubench_case("matmul", "numpy", params={"size": 32, "timing": "gpubench"}).run(benchmark)
+            assert "timing" not in r.spec.param_dict
+    """)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*gpubench: timing = 'lecture' is a way of `gpubench run --suite lecture`*"])
+
+
 def test_asynchronous_work_is_timed_to_completion(project):
     result = run(project, """
         def test_async(gpubench_case, benchmark):

@@ -23,7 +23,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from history_store import history_store  # noqa: E402
-from synthetic_results import attention_results, calibration_run, cpu_machine_runs, synthetic_run  # noqa: E402
+from synthetic_results import (  # noqa: E402
+    attention_results,
+    calibration_run,
+    cpu_machine_runs,
+    lecture_run,
+    synthetic_run,
+)
 
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
 from gpubench.report.build import build_report  # noqa: E402
@@ -333,3 +339,36 @@ def test_history_page_renders_cleanly(tmp_path, cli):
     found = parse(dom)
     assert len(found.plots) == 4 and all(found.plots.values())
     assert layout_problems(layout_boxes(out, tmp_path)) == []
+
+
+# --- the lecture's experiment: three ways to time it ------------------------------------------------
+
+
+@pytest.fixture
+def lecture_report(tmp_path) -> Path:
+    """A GPU machine's and a CPU-only machine's ``lecture`` runs, overlaid: one three-ways chart each."""
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        calibration_run(store)
+        gpu = lecture_run(store)
+        cpu = lecture_run(store, seed=2, gpu=False, label="cpu only", hostname="cpu-host")
+        path, _ = build_report(store, [str(gpu), str(cpu)], tmp_path / "lecture.html")
+    return path
+
+
+def test_the_lecture_section_renders_without_console_output(lecture_report, tmp_path):
+    dom, console = open_in_browser(lecture_report, tmp_path)
+    assert console == [], console
+    assert page_errors(dom) == 0
+    found = parse(dom)
+    assert all(found.plots.values()), [k for k, v in found.plots.items() if not v]
+    section = dom.split('<section id="three-ways">')[1].split("</section>")[0]
+    drawn = re.findall(r'<div class="plot[^"]*" id="(fig\d+)"', section)
+    assert len(drawn) == 2 and all(found.plots[f] for f in drawn)  # one chart per run
+    assert section.count('class="trace bars"') == 6  # three ways, drawn as bars, on each chart
+    assert "naive speedup here (way 1)" in section and "honest speedup (way 3)" in section
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_the_lecture_section_lays_out_cleanly(lecture_report, tmp_path, width):
+    boxes = layout_boxes(lecture_report, tmp_path, width)
+    assert layout_problems(boxes) == []

@@ -7,9 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpubench.records import is_measurement
 from gpubench.report.model import RunData
 from gpubench.store import MEM_BW, PEAK_FLOPS
-from gpubench.workloads.base import INCLUDE_TRANSFER
+from gpubench.workloads.base import INCLUDE_TRANSFER, TIMING, TIMING_DEFAULT
 
 
 @dataclass
@@ -147,8 +148,9 @@ def headlines(runs: list[RunData]) -> list[str]:
     """Plain sentences answering "how much faster is the GPU, for what, at which size".
 
     A speedup is quoted only when its 95 % interval is within ±20 % (:data:`HEADLINE_MAX_CI`); a noisier
-    one is said to be too noisy. On a machine without a GPU the reason no accelerator ran is that, never
-    a missing package.
+    one is said to be too noisy. Only gpubench's own measurements are headlines: never a case timed as in the
+    lecture (``not_a_measurement``) or on a synchronized host clock (``timing = "host_sync"``). On a machine
+    without a GPU the reason no accelerator ran is that, never a missing package.
     """
     from gpubench.envinfo import machine_key
     from gpubench.tables import has_gpu
@@ -157,7 +159,7 @@ def headlines(runs: list[RunData]) -> list[str]:
     no_gpu: dict[tuple, list[str]] = {}
     for run in runs:
         prefix = f"{run.label}: " if len(runs) > 1 else ""
-        ok = [r for r in run.rows if r["status"] == "ok"]
+        ok = [r for r in run.rows if r["status"] == "ok" and headline_candidate(r)]
         by_problem: dict[tuple, list] = defaultdict(list)
         for r in ok:
             by_problem[(r["workload"], r["dtype"], r["unit"])].append(r)
@@ -217,6 +219,11 @@ def headlines(runs: list[RunData]) -> list[str]:
                    "accelerator case ran; speedups compare CPU backends only. Run with --device cpu to skip "
                    "the GPU cases.")
     return out
+
+
+def headline_candidate(row: dict[str, Any]) -> bool:
+    """Whether a row may be a headline: a measurement (not ``not_a_measurement``) taken by gpubench's own timing."""
+    return is_measurement(row.get("flags")) and (row.get("modes") or {}).get(TIMING, TIMING_DEFAULT) == TIMING_DEFAULT
 
 
 def _training_headline(workload: str, dtype: str, rows: list[dict[str, Any]]) -> str:

@@ -18,7 +18,8 @@ from gpubench import __version__, tables
 from gpubench.datasheet import datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
-from gpubench.report import analysis, attention, charts, energy
+from gpubench.records import is_measurement
+from gpubench.report import analysis, attention, charts, energy, lecture
 from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
@@ -65,7 +66,7 @@ def banners(runs: list[RunData]) -> list[str]:
 
 
 def _glance(page: Page, runs: list[RunData]) -> None:
-    lines = analysis.headlines(runs)
+    lines = analysis.headlines(runs) + lecture.headlines(runs)
     if not lines:
         lines = ["No case produced a measurement yet."]
     warn = "".join(f'<div class="banner" role="note">⚠ {esc(b)}</div>' for b in banners(runs))
@@ -253,15 +254,27 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
         by_workload[r["workload"]].append(r)
     baselines = ", ".join(sorted({f"{run.info.baseline}:cpu" for run in runs if run.info.baseline})) or "none"
     for workload, wrows in by_workload.items():
-        ok = [r for r in wrows if r["status"] == "ok"]
+        # The lecture's unsynchronized timings are drawn only beside the real ones (the three-ways section).
+        ok = [r for r in wrows if r["status"] == "ok" and is_measurement(r["flags"])]
         suites = sorted({r["suite"] for r in wrows})
-        parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok)} ok · '
-                 f"hover a point for its median, 95% CI and speedups</p>"]
+        shown_only = sum(1 for r in wrows if r["status"] == "ok") - len(ok)
+        beside = (f" ({shown_only} timed as in the lecture: shown only in the three-ways section)"
+                  if shown_only else "")
+        parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok) + shown_only} ok'
+                 f"{beside} · hover a point for its median, 95% CI and speedups</p>"]
         render_parts = SECTION_RENDERERS.get(_section_of(workload, wrows), _throughput_parts)
         parts += [p for p in render_parts(page, workload, ok, baselines, colors, multi) if p]
         if len(parts) == 1:
             parts.append('<p class="note">No case of this workload produced a measurement; see Problems below.</p>')
         page.section(f"w-{re.sub(r'[^a-zA-Z0-9_-]', '_', workload)}", f"{workload}", "".join(parts))
+
+
+def _three_ways(page: Page, runs: list[RunData]) -> None:
+    """The lecture's experiment, where a run has cases timed the naive ways (:mod:`gpubench.report.lecture`):
+    chosen by the cases' ``timing`` mode, not by the suite, and shown before the workloads' own sections."""
+    body = lecture.section_body(runs, page.figure)
+    if body:
+        page.section(lecture.SECTION_ID, lecture.SECTION_TITLE, body)
 
 
 def _break_even(page: Page, runs: list[RunData]) -> None:
@@ -308,7 +321,7 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
     multi = len(runs) > 1
     points_all = [r for run in runs for r in run.rows
                   if r["status"] == "ok" and r.get("gflops") and r.get("flops") and r.get("bytes")
-                  and not r["end_to_end"]]
+                  and not r["end_to_end"] and is_measurement(r["flags"])]
     if not points_all:
         return
     # One chart per machine calibration and device kind.
@@ -458,6 +471,7 @@ def render(runs: list[RunData]) -> str:
     _glance(page, runs)
     _machines(page, runs)
     measured = [r for r in runs if r.info.suite != CALIBRATE_SUITE] or runs
+    _three_ways(page, measured)
     _workloads(page, measured, colors)
     _break_even(page, measured)
     _roofline(page, measured, colors)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.export import guard_row, workload_unit
-from gpubench.records import CaseResult
+from gpubench.records import CaseResult, is_measurement
 from gpubench.stats import median_ci95
 from gpubench.store import ResultStore, RunInfo
 from gpubench.tables import device_hardware, device_text, find_device
@@ -162,7 +162,8 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
     fastest: dict[tuple, dict[str, Any]] = {}
     baseline: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        if row["status"] != "ok" or row["kind"] != "cpu" or not row["median_s"] or not _is_plain(row):
+        if (row["status"] != "ok" or row["kind"] != "cpu" or not row["median_s"] or not _is_plain(row)
+                or not is_measurement(row["flags"])):
             continue
         key = _ref_key(row)
         if key not in fastest or row["median_s"] < fastest[key]["median_s"]:
@@ -173,8 +174,8 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         row["speedup_cpu"] = row["speedup_baseline"] = None
         row["speedup_cpu_ci"] = row["speedup_baseline_ci"] = None
         row["fastest_cpu"] = ""
-        if row["status"] != "ok" or not row["median_s"]:
-            continue
+        if row["status"] != "ok" or not row["median_s"] or not is_measurement(row["flags"]):
+            continue  # the lecture's unsynchronized timing is never a speedup
         key = _ref_key(row)
         if key in fastest:
             ref = fastest[key]

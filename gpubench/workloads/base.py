@@ -37,6 +37,14 @@ INCLUDE_TRANSFER = "include_transfer"
 CACHE = "cache"
 CACHE_MODES = ("cold", "hot")
 
+#: The timing mode (see :mod:`gpubench.timing`): how a case's calls are timed. ``"gpubench"`` (the default:
+#: the backend's clock, warm-up, batching and adaptive stopping, :func:`gpubench.harness.measure`),
+#: ``"host_sync"`` (ten single calls on the host clock, the device synchronized before and after each) or
+#: ``"lecture"`` (``timeit``, ten single calls, no synchronization: records flagged ``not_a_measurement``).
+TIMING = "timing"
+TIMING_DEFAULT = "gpubench"
+TIMINGS = ("lecture", "host_sync", "gpubench")
+
 #: Relative-error bound per dtype, before any size scaling (GUIDE.md §4).
 BASE_TOLERANCE = {"float64": 1e-13, "float32": 1e-5, "tf32": 1e-3, "float16": 1e-2, "bfloat16": 1e-2}
 
@@ -104,6 +112,15 @@ class Param:
     match_reference: bool = False
     tag: str = ""
     label_default: bool = False
+    omit_default: bool = False
+    """The default is never written into a spec (a parameter added later: old specs keep their hashes)."""
+
+
+def timing_param() -> Param:
+    """The ``timing`` mode (:data:`TIMINGS`), matched on the CPU reference; its default is left out of specs, so
+    a workload that declares it keeps the spec hashes of its existing cases."""
+    return Param(str, default=TIMING_DEFAULT, minimum=None, choices=TIMINGS, mode=True, match_reference=True,
+                 omit_default=True)
 
 
 def cache_param() -> Param:
@@ -148,7 +165,10 @@ class Workload:
             value = params.get(key, p.default)
             if value is None:
                 continue
-            out[key] = self._check_value(key, p, value)
+            value = self._check_value(key, p, value)
+            if p.omit_default and value == p.default:
+                continue
+            out[key] = value
         return out
 
     def _check_value(self, key: str, p: Param, value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import UsageError
-from gpubench.workloads.base import Param, Workload, host_dtype, random_array
+from gpubench.workloads.base import TIMING, Param, Workload, host_dtype, random_array, timing_param
 
 
 class GemmWorkload(Workload):
@@ -64,6 +64,8 @@ class MatmulWorkload(GemmWorkload):
         "k": Param(int),
         "tf32": Param(bool, minimum=None, mode=True, tag="tf32"),
         "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
+        # How the calls are timed (gpubench.timing): the lecture suite times each case three ways.
+        TIMING: timing_param(),
     }
 
     def make_inputs(self, params, dtype, rng):
