@@ -40,6 +40,7 @@ import numpy as np
 from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
 from gpubench.machine import CaseWatch
+from gpubench.ops import is_cpu_device
 from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, spec_hash
 from gpubench.timing import NAIVE_TIMINGS, UNSYNCHRONIZED, measure_naive
 from gpubench.workloads.base import CACHE, TIMING, TIMING_DEFAULT
@@ -270,12 +271,6 @@ class CasePath:
                 self._scope.close()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def is_cpu_device(device: Any) -> bool:
-    """Whether a device is a CPU: kind ``cpu``, or an OpenCL device whose type is CPU only (PoCL)."""
-    kind = str((device.details or {}).get("type", "")).upper()
-    return device.kind == "cpu" or ("CPU" in kind and "GPU" not in kind and "ACCELERATOR" not in kind)
 
 
 def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings(), wait_idle_s: float = 0.0) -> CaseResult:

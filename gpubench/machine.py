@@ -651,15 +651,6 @@ def nvml_index(device_id: str, visible: str | None = None) -> int | str | None:
     return None
 
 
-def device_is_cpu(device: Any) -> bool:
-    """Whether a resolved device (:class:`gpubench.ops.DeviceInfo` or its dict) computes on the host CPU."""
-    get = device.get if isinstance(device, dict) else (lambda k, d=None: getattr(device, k, d))
-    if get("kind") == "cpu":
-        return True
-    text = str((get("details") or {}).get("type", "")).upper()
-    return "CPU" in text and "GPU" not in text and "ACCELERATOR" not in text
-
-
 # --- one case -------------------------------------------------------------------------------------------
 
 
@@ -717,8 +708,10 @@ class CaseWatch:
     # --- setup ----------------------------------------------------------------------------------------
     def attach(self, device: Any) -> None:
         """Note the case's resolved device: a CPU case is metered by RAPL, an NVIDIA GPU case by NVML."""
+        from gpubench.ops import is_cpu_device
+
         self.device_id = str(getattr(device, "id", "") or "")
-        self.is_cpu = device_is_cpu(device)
+        self.is_cpu = is_cpu_device(device)
         if self._rapl is None:
             self._rapl = self._safe(Rapl) or None
         rapl_reason = (self._rapl.reason if self._rapl is not None else "reading the powercap tree failed") \

@@ -35,6 +35,38 @@ class DeviceInfo:
     hardware: str = ""
 
 
+def _field(device: Any, key: str) -> Any:
+    return device.get(key) if isinstance(device, dict) else getattr(device, key, None)
+
+
+def device_hardware(device: DeviceInfo | dict[str, Any] | None) -> str:
+    """What a device (a :class:`DeviceInfo`, or its dict as a run environment stores it) physically is:
+    its declared ``hardware``, else read from an OpenCL device type (``ALL | CPU``), else ``""``."""
+    if not device:
+        return ""
+    if _field(device, "hardware"):
+        return str(_field(device, "hardware"))
+    kind = str((_field(device, "details") or {}).get("type", "")).upper()
+    if "GPU" in kind:
+        return "gpu"
+    if "CPU" in kind:
+        return "cpu"
+    if "ACCELERATOR" in kind:
+        return "accelerator"
+    return ""
+
+
+def is_cpu_device(device: DeviceInfo | dict[str, Any]) -> bool:
+    """Whether a device computes on the host CPU: kind ``cpu``, declared hardware ``cpu``, or (devices recorded
+    before ``hardware`` existed) an OpenCL type that is CPU only (PoCL's ``ALL | CPU``)."""
+    if _field(device, "kind") == "cpu":
+        return True
+    if _field(device, "hardware"):
+        return _field(device, "hardware") == "cpu"
+    kind = str((_field(device, "details") or {}).get("type", "")).upper()
+    return "CPU" in kind and "GPU" not in kind and "ACCELERATOR" not in kind
+
+
 @dataclass
 class BoundOp:
     """One case made ready to run: inputs on the device, output buffer allocated.

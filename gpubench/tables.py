@@ -77,25 +77,10 @@ def find_device(env: dict[str, Any], backend: str, device: str) -> dict[str, Any
     return match
 
 
-def device_hardware(dev: dict[str, Any] | None) -> str:
-    """What a reported device physically is: its declared ``hardware``, else read from an OpenCL device
-    type (``ALL | CPU``), else ``""``."""
-    if not dev:
-        return ""
-    if dev.get("hardware"):
-        return str(dev["hardware"])
-    kind = str((dev.get("details") or {}).get("type", "")).upper()
-    if "GPU" in kind:
-        return "gpu"
-    if "CPU" in kind:
-        return "cpu"
-    if "ACCELERATOR" in kind:
-        return "accelerator"
-    return ""
-
-
 def device_text(env: dict[str, Any] | None, backend: str, device: str) -> str:
     """``device`` as a person reads it: ``opencl (CPU, PoCL)`` where the kind hides the hardware."""
+    from gpubench.ops import device_hardware
+
     dev = find_device(env or {}, backend, device)
     hardware = device_hardware(dev)
     kind = str((dev or {}).get("kind") or device.split(":")[0])
@@ -109,6 +94,8 @@ def device_text(env: dict[str, Any] | None, backend: str, device: str) -> str:
 
 def has_gpu(env: dict[str, Any] | None) -> bool:
     """Whether the run's machine has a GPU: nvidia-smi listed one, or a backend reported a CUDA or GPU device."""
+    from gpubench.ops import device_hardware
+
     env = env or {}
     if env.get("gpus"):
         return True

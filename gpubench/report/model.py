@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.export import guard_row, workload_unit
+from gpubench.ops import device_hardware
 from gpubench.records import CaseResult, is_measurement
 from gpubench.stats import median_ci95
 from gpubench.store import ResultStore, RunInfo
-from gpubench.tables import device_hardware, device_text, find_device
+from gpubench.tables import device_text, find_device
 from gpubench.workloads import find_workload, size_text
 from gpubench.workloads.base import INCLUDE_TRANSFER
 
