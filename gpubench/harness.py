@@ -197,6 +197,24 @@ def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
     return number
 
 
+def warm_up(timed: Callable[[int], float], settings: HarnessSettings,
+            now: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Time single calls (``timed(1)``) until one-time costs are out; return every warm-up time.
+
+    The first call carries one-time costs (JIT, autotuning, handle creation, a flusher's first touch
+    of its buffer); the harness keeps calling until ``warmup_s`` passed after it and at least
+    ``warmup_min_calls`` more were made (10,000 at most). ``min(times[1:])`` estimates the steady
+    per-call time.
+    """
+    timings = [timed(1)]
+    warm_start = now()
+    while len(timings) < settings.warmup_min_calls + 1 or now() - warm_start < settings.warmup_s:
+        timings.append(timed(1))
+        if len(timings) > 10_000:
+            break
+    return timings
+
+
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
             now: Callable[[], float] = time.perf_counter,
             flush: Callable[[], object] | None = None, observer: WindowObserver | None = None) -> Measurement:
@@ -223,14 +241,7 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
         return timer(fn, number)
 
     start = now()
-    # Warm-up: the first call carries one-time costs (JIT, autotuning, handle creation; the
-    # flusher's first touch of its buffer).
-    timings = [timed(1)]
-    warm_start = now()
-    while len(timings) < settings.warmup_min_calls + 1 or now() - warm_start < settings.warmup_s:
-        timings.append(timed(1))
-        if len(timings) > 10_000:
-            break
+    timings = warm_up(timed, settings, now)
     if flush is not None:
         number = 1
     else:

@@ -419,7 +419,7 @@ class GpubenchCase:
         """
         import time
 
-        from gpubench.harness import HostTimer, calibrate
+        from gpubench.harness import HostTimer, calibrate, warm_up
 
         s, op, flusher = self.settings, self.op, self.path.flusher
         timer = HostTimer(self.sync)
@@ -429,13 +429,7 @@ class GpubenchCase:
                 flusher.flush()
             return timer(op.call, number)
 
-        timings = [timed(1)]
-        warm_start = time.perf_counter()
-        while len(timings) < s.warmup_min_calls + 1 or time.perf_counter() - warm_start < s.warmup_s:
-            timings.append(timed(1))
-            if len(timings) > 10_000:
-                break
-        estimate = min(timings[1:])
+        estimate = min(warm_up(timed, s)[1:])
         if flusher is not None:
             flush_start = time.perf_counter()
             flusher.flush()
