@@ -491,8 +491,7 @@ class ResultStore:
         was a quick calibration (:func:`provisional`: stores older than the quality column).
         """
         key = machine_key(run.environment or {})
-        candidates = [run] if run.suite == CALIBRATE_SUITE or self.ceilings(run.id) else []
-        candidates += [r for r in extra_runs if r.suite == CALIBRATE_SUITE]
+        candidates = [run, *(r for r in extra_runs if r.suite == CALIBRATE_SUITE)]
         candidates += [r for r in reversed(self.runs()) if r.suite == CALIBRATE_SUITE]
         fallback: tuple[list[dict[str, Any]], int | None] = ([], None)
         seen: set[int] = set()
