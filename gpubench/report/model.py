@@ -147,7 +147,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         row["size"] = describe_size(row["workload"], row["params"])
         row.update(case_modes(row["workload"], row["params"], row["dtype"]))
         row["metrics"] = res.metrics or {}
-        row["energy"], row["flags"] = res.energy or {}, list(res.flags)
+        row["energy"] = res.energy or {}
         row["label"] = res.spec.label()
         row["implementation"] = res.spec.implementation
         row["series"] = res.spec.series
@@ -207,10 +207,9 @@ def _series_text(row: dict[str, Any]) -> str:
 
 def find_ceilings(store: ResultStore, run: RunInfo,
                   extra_runs: list[RunInfo]) -> tuple[list[dict[str, Any]], int | None]:
-    """Ceilings that apply to ``run`` (:meth:`ResultStore.applicable_ceilings`: its own, else the newest
-    calibration of the same machine; never a ``--quick`` calibration's), each with its ``quality``."""
-    found, run_id = store.applicable_ceilings(run, extra_runs)
-    return [{**c, "quality": c.get("quality") or "measured"} for c in found], run_id
+    """Ceilings that apply to ``run``, each with its ``quality`` (:meth:`ResultStore.applicable_ceilings`:
+    measured ones first; a ``--quick`` calibration's, provisional, only where the machine has none)."""
+    return store.applicable_ceilings(run, extra_runs)
 
 
 def _int_params(row: dict[str, Any]) -> dict[str, int]:
