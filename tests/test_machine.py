@@ -1,4 +1,4 @@
-"""The machine watcher (gpubench.machine): NVML with a fake library, RAPL with a fake powercap tree,
+"""The machine watcher (the gpubench.machine package): NVML with a fake library, RAPL with a fake powercap tree,
 CPU contention arithmetic with fake readings — every library call recorded and checked.
 
 The fake NVML is nvidia-ml-py's own ``pynvml`` module with its functions replaced: its constants
@@ -14,8 +14,9 @@ import types
 import pytest
 
 from gpubench import machine
+from gpubench.commands.run import busy_summary, busy_warning
 from gpubench.harness import HarnessSettings, measure
-from gpubench.machine import CaseWatch, CpuReading, EnergyMeter, Nvml, Rapl
+from gpubench.machine import CaseWatch, CpuReading, EnergyMeter, Nvml, Rapl, contention, sysfs
 from gpubench.ops import DeviceInfo
 
 pynvml = pytest.importorskip("pynvml")
@@ -404,14 +405,14 @@ def test_rapl_missing_permission(tmp_path, monkeypatch):
     root = make_powercap(tmp_path / "powercap", {"package-0": 10})
     energy = root / "intel-rapl:0" / "energy_uj"
     energy.chmod(0o000)
-    real = machine._read_text
+    real = sysfs.read_text
 
     def deny(path):  # root reads a 0400 file anyway: refuse as the kernel refuses a normal user
         if path.name == "energy_uj" and not (path.stat().st_mode & 0o444):
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(machine, "_read_text", deny)
+    monkeypatch.setattr(sysfs, "read_text", deny)
     rapl = Rapl(root)
     assert not rapl.available and "not readable by this user" in rapl.reason and str(energy) in rapl.reason
     w = quiet_watch(rapl=rapl)
@@ -471,7 +472,7 @@ def scripted_cpu(monkeypatch, readings):
             pass
         return last["r"]
 
-    monkeypatch.setattr(machine, "read_cpu", fake_read)
+    monkeypatch.setattr(contention, "read_cpu", fake_read)
 
 
 @pytest.mark.parametrize(("other_busy_s", "busy"), [(0.0, False), (0.2, False), (0.3, True), (2.0, True)])
@@ -509,13 +510,13 @@ def test_wait_idle_probes_until_quiet(monkeypatch):
         probes.append(seconds)
         return {"other_cores": next(figures), "window_s": seconds}
 
-    monkeypatch.setattr(machine, "probe_cpu", fake_probe)
+    monkeypatch.setattr(contention, "probe_cpu", fake_probe)
     out = machine.wait_idle(60.0, probe_s=0.5)
     assert out["quiet"] is True and out["other_cores"] == 0.1 and probes == [0.5, 0.5, 0.5]
     # A machine that stays busy: gives up after the timeout, saying so.
-    monkeypatch.setattr(machine, "probe_cpu", lambda seconds, sleep: {"other_cores": 1.5, "window_s": seconds})
+    monkeypatch.setattr(contention, "probe_cpu", lambda seconds, sleep: {"other_cores": 1.5, "window_s": seconds})
     clock = iter(range(0, 1000))
-    monkeypatch.setattr(machine.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(contention.time, "monotonic", lambda: float(next(clock)))
     out = machine.wait_idle(3.0, probe_s=0.5)
     assert out["quiet"] is False and out["other_cores"] == 1.5 and out["waited_s"] <= 3.0
 
@@ -523,16 +524,16 @@ def test_wait_idle_probes_until_quiet(monkeypatch):
 def test_busy_warning_and_summary():
     from gpubench.records import CaseResult, CaseSpec
 
-    assert machine.busy_warning({"other_cores": 0.1, "cores": 2}) is None
-    assert machine.busy_warning(None) is None
-    text = machine.busy_warning({"other_cores": 1.0, "cores": 2})
+    assert busy_warning({"other_cores": 0.1, "cores": 2}) is None
+    assert busy_warning(None) is None
+    text = busy_warning({"other_cores": 1.0, "cores": 2})
     assert text.startswith("gpubench: warning: the machine is busy: other processes use 1 of 2 cores")
     assert "--wait-idle" in text and "\n" not in text
     spec = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1024})
     results = [CaseResult(spec, "ok", samples=(1e-3,), flags=("busy",)) for _ in range(3)]
     results += [CaseResult(spec, "ok", samples=(1e-3,)), CaseResult(spec, "skipped", error="no")]
-    assert machine.busy_summary(results).startswith("3 of 4 measured cases ran on a busy machine")
-    assert machine.busy_summary([results[-1]]) is None
+    assert busy_summary(results).startswith("3 of 4 measured cases ran on a busy machine")
+    assert busy_summary([results[-1]]) is None
 
 
 def test_cpu_frequency_and_governor_from_a_fake_sysfs(tmp_path):
