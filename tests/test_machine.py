@@ -193,7 +193,9 @@ def test_gpu_energy_per_call_from_the_counter_around_the_window():
 
 @pytest.mark.parametrize(("mask", "throttled"), [
     (0x0, False), (0x1, False), (0x2, False), (0x100, False), (0x1 | 0x2, False),  # idle / user / display clocks
-    (0x4, True), (0x20, True), (0x40, True), (0x8, True), (0x1 | 0x4, True),         # power cap, thermal, hardware
+    (0x4, False), (0x1 | 0x4, False),  # the software power cap: an H100's normal state under a large GEMM
+    (0x20, True), (0x40, True), (0x8, True), (0x10, True), (0x80, True),  # thermal, hardware, sync boost, brake
+    (0x4 | 0x40, True), (0x800, True),  # the cap beside a thermal slowdown; a bit NVML added later
 ])
 def test_throttled_flag_from_the_clock_event_reasons(mask, throttled):
     fake = FakeNvml(energy_mj=[0, 0, 10_000], throttle=mask)
@@ -203,9 +205,42 @@ def test_throttled_flag_from_the_clock_event_reasons(mask, throttled):
     w.window_end(10)
     machine_state, _, flags = w.state()
     assert ("throttled" in flags) is throttled
-    assert machine_state["gpu"]["throttle_mask"] == mask
-    assert machine_state["gpu"]["throttle"] == machine.throttle_names(mask)
+    gpu = machine_state["gpu"]
+    # Every reason stays in the record; the ones that made the flag are named apart.
+    assert gpu["throttle_mask"] == mask and gpu["throttle"] == machine.throttle_names(mask)
+    assert gpu.get("throttled_by", []) == (machine.throttle_names(mask & ~0x4 & ~0x103) if throttled else [])
+    assert gpu.get("power_capped", False) is bool(mask & 0x4)
     assert "nvmlDeviceGetCurrentClocksEventReasons" in names(fake)
+
+
+def test_gpu_energy_over_a_short_window_is_approximate_and_over_two_seconds_is_not():
+    fake = FakeNvml(energy_mj=[0, 0, 300_000])
+    w = quiet_watch(nvml=lambda: Nvml.load(fake))  # the fake clock: a window of 1 s
+    w.attach(GPU)
+    w.window_start()
+    w.window_end(100)
+    _, energy, _ = w.state()
+    assert energy["joules_per_call"] == pytest.approx(3.0)  # kept, but marked
+    assert energy["approximate"].startswith("a 1 s window, under the 2 s that nvml:0 needs: the GPU's power sensor")
+    fake = FakeNvml(energy_mj=[0, 0, 900_000])
+    w = CaseWatch(interval_s=3600, clock=FakeClock(step=3.0), sleep=lambda s: None,
+                  nvml=lambda: Nvml.load(fake), rapl=Rapl("/nonexistent/powercap"))
+    w.attach(GPU)
+    w.window_start()
+    w.window_end(100)
+    _, energy, _ = w.state()
+    assert energy["window_s"] == 3.0 and "approximate" not in energy
+
+
+def test_rapl_energy_is_never_marked_approximate(tmp_path):
+    root = make_powercap(tmp_path / "powercap", {"package-0": 0})
+    w = quiet_watch(rapl=Rapl(root))
+    w.attach(CPU)
+    w.window_start()
+    set_uj(root, 0, 5_000_000)
+    w.window_end(10)
+    _, energy, _ = w.state()
+    assert energy["window_s"] == 1.0 and "approximate" not in energy
 
 
 def test_older_nvml_throttle_function_is_used_when_the_new_name_is_missing():
@@ -534,6 +569,9 @@ def test_busy_warning_and_summary():
     results += [CaseResult(spec, "ok", samples=(1e-3,)), CaseResult(spec, "skipped", error="no")]
     assert busy_summary(results).startswith("3 of 4 measured cases ran on a busy machine")
     assert busy_summary([results[-1]]) is None
+    hot = {"gpu": {"throttle": ["sw_power_cap", "hw_thermal_slowdown"], "throttled_by": ["hw_thermal_slowdown"]}}
+    results.append(CaseResult(spec, "ok", samples=(1e-3,), flags=("throttled",), machine=hot))
+    assert busy_summary(results).endswith("; 1 ran on a throttled GPU (hw_thermal_slowdown: 1)")
 
 
 def test_cpu_frequency_and_governor_from_a_fake_sysfs(tmp_path):

@@ -124,5 +124,11 @@ def busy_summary(results: list[Any]) -> str | None:
     throttled = sum("throttled" in r.flags for r in measured)
     text = f"{busy} of {len(measured)} measured cases ran on a busy machine (other work above {BUSY_CORES:g} cores)"
     if throttled:
+        from collections import Counter
+
+        reasons = Counter(name for r in measured if "throttled" in r.flags
+                          for name in ((r.machine or {}).get("gpu") or {}).get("throttled_by") or ())
         text += f"; {throttled} ran on a throttled GPU"
+        if reasons:
+            text += " (" + ", ".join(f"{name}: {n}" for name, n in reasons.most_common()) + ")"
     return text

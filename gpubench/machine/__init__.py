@@ -24,10 +24,20 @@ from gpubench.machine.contention import (
     usable_cpus,
     wait_idle,
 )
-from gpubench.machine.energy import CPU_PACKAGE_CEILING_W, GPU_CEILING_W, EnergyMeter, Rapl, rapl_meter
+from gpubench.machine.energy import (
+    CPU_PACKAGE_CEILING_W,
+    GPU_CEILING_W,
+    NVML_MIN_WINDOW_S,
+    EnergyMeter,
+    Rapl,
+    nvml_meter,
+    rapl_meter,
+)
 from gpubench.machine.nvml import (
     NOT_THROTTLING,
+    POWER_CAP,
     THROTTLE_REASONS,
+    THROTTLING,
     Nvml,
     NvmlUnavailable,
     default_nvml,
@@ -35,13 +45,15 @@ from gpubench.machine.nvml import (
     is_throttling,
     nvml_index,
     throttle_names,
+    throttling_names,
 )
 from gpubench.machine.watch import MAX_SERIES, SAMPLE_INTERVAL_S, CaseWatch
 
 __all__ = [
     "BUSY_CORES", "CPU_PACKAGE_CEILING_W", "GPU_CEILING_W", "MAX_SERIES", "MIN_WINDOW_S", "NOT_THROTTLING",
-    "SAMPLE_INTERVAL_S", "THROTTLE_REASONS", "CaseWatch", "CpuReading", "EnergyMeter", "Nvml", "NvmlUnavailable",
-    "Rapl", "cpu_frequency", "cpu_window", "current_cpu_mhz", "default_nvml", "gpu_environment", "is_throttling",
-    "load_average", "nvml_index", "probe_cpu", "rapl_meter", "read_cpu", "throttle_names", "usable_cpus",
+    "NVML_MIN_WINDOW_S", "POWER_CAP", "SAMPLE_INTERVAL_S", "THROTTLE_REASONS", "THROTTLING", "CaseWatch",
+    "CpuReading", "EnergyMeter", "Nvml", "NvmlUnavailable", "Rapl", "cpu_frequency", "cpu_window",
+    "current_cpu_mhz", "default_nvml", "gpu_environment", "is_throttling", "load_average", "nvml_index",
+    "nvml_meter", "probe_cpu", "rapl_meter", "read_cpu", "throttle_names", "throttling_names", "usable_cpus",
     "wait_idle",
 ]

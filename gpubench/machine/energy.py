@@ -40,6 +40,11 @@ CPU_PACKAGE_CEILING_W = 1000.0
 
 POWERCAP_ROOT = "/sys/class/powercap"
 
+#: NVML's energy over a window shorter than this (seconds) is marked approximate: the power sensor of an
+#: A100 or H100 samples only part of each ~100 ms period, so a short window's joules can be off by tens of
+#: percent; over about 2 s the sampled share averages out.
+NVML_MIN_WINDOW_S = 2.0
+
 
 class Rapl:
     """The CPU packages' RAPL energy counters in the powercap sysfs (Intel ``intel-rapl``; AMD Zen exposes
@@ -114,12 +119,17 @@ class EnergyMeter:
     ``read`` returns raw counter values by name; ``ranges`` gives each one's wrap-around range
     (the value past which it restarts at 0; None: it never wraps, and going backwards is an
     error). Every :meth:`update` adds the increment since the previous read, so a counter that
-    wraps between two reads is corrected as long as reads are closer than one wrap period.
+    wraps between two reads is corrected as long as reads are closer than one wrap period. A window
+    shorter than ``min_window_s`` still gives its joules, marked ``approximate`` with why.
     """
 
     def __init__(self, source: str, read: Callable[[], dict[str, int]], ranges: dict[str, int | None],
-                 joules_per_unit: float, ceiling_w: float):
+                 joules_per_unit: float, ceiling_w: float, min_window_s: float = 0.0, short_window: str = ""):
         self.source = source
+        self.min_window_s = min_window_s
+        """A window shorter than this gives an ``approximate`` entry (0: any window is exact enough)."""
+        self.short_window = short_window
+        """Why a short window is approximate (the ``approximate`` text names the window and this)."""
         self._read = read
         self.ranges = ranges
         self.joules_per_unit = joules_per_unit
@@ -190,6 +200,9 @@ class EnergyMeter:
                                "source": self.source}
         if self.wraps:
             out["wraps"] = self.wraps
+        if window_s < self.min_window_s:
+            out["approximate"] = (f"a {window_s:.2g} s window, under the {self.min_window_s:g} s that "
+                                  f"{self.source} needs: {self.short_window}")
         if calls is None:
             why = not_per_call or "a self-timed run (its own clock)"
             out["reason"] = (f"not per call: {why}; the window used {j:.4g} J in {window_s:.3g} s "
@@ -198,6 +211,13 @@ class EnergyMeter:
         out["joules_per_call"] = j / calls
         out["calls"] = calls
         return out
+
+
+def nvml_meter(read: Callable[[], dict[str, int]], index: int | str, ceiling_w: float) -> EnergyMeter:
+    """An :class:`EnergyMeter` over NVML's total-energy counter (mJ) of GPU ``index``; windows under
+    :data:`NVML_MIN_WINDOW_S` are approximate."""
+    return EnergyMeter(f"nvml:{index}", read, {"gpu": None}, 1e-3, ceiling_w, NVML_MIN_WINDOW_S,
+                       "the GPU's power sensor samples only part of each ~100 ms period (A100, H100)")
 
 
 def rapl_meter(rapl: Rapl) -> EnergyMeter:

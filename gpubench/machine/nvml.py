@@ -24,6 +24,15 @@ THROTTLE_REASONS = {
 #: Reasons that do not slow a running kernel: an idle GPU, clocks set by the user or the display.
 NOT_THROTTLING = 0x1 | 0x2 | 0x100
 
+#: The software power cap: the driver holds the board at its power limit. The steady state of a large
+#: GPU under heavy work (an H100 under a large GEMM sits at its 700 W cap), so it is kept in the record
+#: (``throttle``) but does not make a case ``throttled``: its clock is what the board delivers under load.
+POWER_CAP = 0x4
+
+#: Reasons that lower the clock below what the board delivers under load: thermal (software or hardware),
+#: hardware slowdown, power brake, sync boost, and any bit this table does not know. These flag a case.
+THROTTLING = ~(NOT_THROTTLING | POWER_CAP)
+
 
 def throttle_names(mask: int | None) -> list[str]:
     """Names of the reasons set in an NVML clock-event bitmask (unknown bits as hex)."""
@@ -37,8 +46,14 @@ def throttle_names(mask: int | None) -> list[str]:
 
 
 def is_throttling(mask: int | None) -> bool:
-    """Whether a clock-event bitmask holds a reason that slows the GPU (anything but idle or user/display clocks)."""
-    return bool(mask and mask & ~NOT_THROTTLING)
+    """Whether a clock-event bitmask holds a reason that slows the GPU below its loaded clock: anything but an
+    idle GPU, user or display clock settings and the software power cap (:data:`THROTTLING`)."""
+    return bool(mask and mask & THROTTLING)
+
+
+def throttling_names(mask: int | None) -> list[str]:
+    """The names of the reasons in ``mask`` that make a case ``throttled`` (:func:`is_throttling`)."""
+    return throttle_names((mask or 0) & THROTTLING)
 
 
 class NvmlUnavailable(Exception):

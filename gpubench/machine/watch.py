@@ -3,8 +3,10 @@
 :class:`CaseWatch` takes a reading before the case, the measured window (opened and closed by the
 harness through its observer hook, with a sample every :data:`SAMPLE_INTERVAL_S` from a background
 thread in between) and one after. :meth:`CaseWatch.state` turns that into the record's ``machine``
-state, its ``energy`` (joules per call, or ``"not available: <reason>"``, never 0) and its flags
-(``busy``, ``throttled``). Each reading is best effort: one that cannot be taken says why.
+state, its ``energy`` (joules per call, or ``"not available: <reason>"``, never 0; ``approximate``
+with why over a window too short for its counter) and its flags (``busy``; ``throttled`` when the GPU
+lowered its clock for a reason other than its power cap: ``machine.gpu.throttled_by`` names them). Each
+reading is best effort: one that cannot be taken says why.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ from typing import Any
 
 from gpubench.machine import contention
 from gpubench.machine.contention import BUSY_CORES, MIN_WINDOW_S, CpuReading, cpu_window, current_cpu_mhz, load_average
-from gpubench.machine.energy import GPU_CEILING_W, EnergyMeter, Rapl, rapl_meter
-from gpubench.machine.nvml import Nvml, NvmlUnavailable, default_nvml, is_throttling, nvml_index, throttle_names
+from gpubench.machine.energy import GPU_CEILING_W, EnergyMeter, Rapl, nvml_meter, rapl_meter
+from gpubench.machine.nvml import (
+    POWER_CAP,
+    Nvml,
+    NvmlUnavailable,
+    default_nvml,
+    is_throttling,
+    nvml_index,
+    throttle_names,
+    throttling_names,
+)
 
 #: Seconds between the periodic samples taken while a case is measured (a cheap background thread).
 SAMPLE_INTERVAL_S = 0.5
@@ -126,8 +137,7 @@ class CaseWatch:
         except Exception as exc:  # noqa: BLE001
             self.device_meter_reason = f"not available: NVML's total-energy counter: {exc}"
         else:
-            self.device_meter = EnergyMeter(f"nvml:{index}", lambda: {"gpu": nvml.energy_mj(h)}, {"gpu": None},
-                                            1e-3, ceiling)
+            self.device_meter = nvml_meter(lambda: {"gpu": nvml.energy_mj(h)}, index, ceiling)
 
     def _nvml_count(self) -> int:
         try:
@@ -272,6 +282,10 @@ class CaseWatch:
                 mask |= int(m)
             gpu["throttle_mask"] = mask
             gpu["throttle"] = throttle_names(mask)
+            if mask & POWER_CAP:
+                gpu["power_capped"] = True  # the normal state under load: recorded, not flagged
+            if is_throttling(mask):
+                gpu["throttled_by"] = throttling_names(mask)
         pids = self._safe(self.nvml.processes, self.gpu_handle)
         if pids is not None:
             own = os.getpid()
