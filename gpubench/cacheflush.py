@@ -121,3 +121,17 @@ def cuda_l2_bytes(ordinal: int, lib: object | None = None) -> int | None:
     except (AttributeError, OSError):
         return None
     return int(value.value) or None
+
+
+def gpu_l2_cache(ordinal: int, device_name: str = "", lib: object | None = None) -> tuple[int, str] | None:
+    """A CUDA GPU's L2 as ``(bytes, source)``: from the driver (:func:`cuda_l2_bytes`), else from the datasheet of
+    a known GPU by name; None when neither knows it. For backends whose framework does not report it."""
+    size = cuda_l2_bytes(ordinal, lib)
+    if size:
+        return size, "CUDA driver L2 attribute"
+    from gpubench.datasheet import device_facts
+
+    facts = device_facts(device_name)
+    if facts and facts[1].get("l2_mb"):
+        return int(facts[1]["l2_mb"]) * 10**6, f"datasheet {facts[0]} L2"
+    return None

@@ -213,7 +213,7 @@ class CasePath:
         ``metrics["implausible"]``; the ceiling held against is ``metrics["physical_ceiling"]``).
         """
         flags = ["noisy"] if m.target_met is False else []
-        if launch_bound(m):
+        if launch_bound(m, blocks_host=bool(getattr(self.op, "blocks_host", False))):
             flags.append("launch_bound")
         if m.clock == UNSYNCHRONIZED:
             flags.append(NOT_A_MEASUREMENT)

@@ -209,8 +209,10 @@ def _busy_text(r: CaseResult) -> str:
 
 
 def _throttle_text(r: CaseResult) -> str:
-    names = [n for n in ((r.machine or {}).get("gpu") or {}).get("throttle") or []
-             if n not in ("gpu_idle", "applications_clocks_setting", "display_clock_setting")]
+    gpu = (r.machine or {}).get("gpu") or {}
+    # A record names the reasons that flagged it (throttled_by); one made before that, every reason but idle.
+    names = gpu.get("throttled_by") or [n for n in gpu.get("throttle") or [] if n not in (
+        "gpu_idle", "applications_clocks_setting", "display_clock_setting")]
     return "throttled GPU" + (f" ({', '.join(names)})" if names else "")
 
 

@@ -1,10 +1,17 @@
 """Vendor datasheet peaks of well-known GPUs, shown beside the measured ceilings.
 
-Dense (no sparsity) figures from NVIDIA's product datasheets; H100 and H200 as in GUIDE.md §5.
-A datasheet peak is a ceiling no program reaches: good cuBLAS reaches 75–85 % of the tensor
-peak and a large copy 85–90 % of the memory peak. Values: TFLOP/s per dtype (``tf32`` is
-float32 on tensor cores; ``float8_e4m3fn``/``float8_e5m2`` are FP8 tensor-core products, given
-for the GPUs that have them: Hopper and Ada) and memory (HBM/GDDR) bandwidth in GB/s.
+Dense (no sparsity) figures from NVIDIA's product datasheets. A datasheet peak is a ceiling no
+program reaches: good cuBLAS reaches 75–85 % of the tensor peak and a large copy 85–90 % of the
+memory peak. Values: TFLOP/s per dtype (``tf32`` is float32 on tensor cores;
+``float8_e4m3fn``/``float8_e5m2`` are FP8 tensor-core products, given for the GPUs that have them:
+Hopper and Ada) and memory (HBM/GDDR) bandwidth in GB/s.
+
+float64 has two peaks on the GPUs with FP64 tensor cores (A100, H100, H200, GH200): ``float64`` is
+the vector (FMA) rate and ``float64_tensor`` the FP64 tensor-core (DMMA) rate, twice as high, which
+cuBLAS's DGEMM runs on. A GEMM-bound case (:func:`gemm_peak`) is held against the tensor-core one;
+everything else only ever reaches the vector one. The other GPUs listed have no FP64 tensor cores
+(V100's tensor cores are FP16 only; Turing, GA10x and Ada run FP64 at 1/32–1/64 of FP32 and their
+datasheets give no FP64 figure, so none is listed and no float64 case on them is held to a peak).
 
 :data:`DEVICE_FACTS` adds, per GPU, its L2 cache in MB (used where a backend cannot read it from
 the device) and its host link: ``pcie`` as ``(generation, lanes)``, or ``host_link_gbps`` per
@@ -24,24 +31,36 @@ def _fp8(tflops: float) -> dict[str, float]:
     return {"float8_e4m3fn": tflops, "float8_e5m2": tflops}
 
 
-#: (pattern on the lower-cased device name, display name, peaks). First match wins.
+#: (pattern on the lower-cased device name, display name, peaks). First match wins, so a variant's
+#: pattern (``h200.*nvl``) comes before its family's (``h200``).
 DATASHEETS: tuple[tuple[str, str, dict[str, float]], ...] = (
     (r"h100.*(pcie)", "H100 PCIe",
-     {"float64": 26, "float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756, **_fp8(1513), "mem_gbps": 2000}),
+     {"float64": 26, "float64_tensor": 51, "float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756,
+      **_fp8(1513), "mem_gbps": 2000}),
     (r"h100.*nvl", "H100 NVL",
-     {"float64": 30, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835, **_fp8(1670.5), "mem_gbps": 3900}),
+     {"float64": 30, "float64_tensor": 60, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835,
+      **_fp8(1670.5), "mem_gbps": 3900}),
     (r"gh200", "GH200",
-     {"float64": 34, "float32": 67, "tf32": 494, "bfloat16": 990, "float16": 990, **_fp8(1979), "mem_gbps": 4900}),
+     {"float64": 34, "float64_tensor": 67, "float32": 67, "tf32": 494, "bfloat16": 990, "float16": 990,
+      **_fp8(1979), "mem_gbps": 4900}),
     (r"h100", "H100 SXM",
-     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, **_fp8(1979), "mem_gbps": 3350}),
+     {"float64": 34, "float64_tensor": 67, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989,
+      **_fp8(1979), "mem_gbps": 3350}),
+    (r"h200.*nvl", "H200 NVL",
+     {"float64": 30, "float64_tensor": 60, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835,
+      **_fp8(1670.5), "mem_gbps": 4800}),
     (r"h200", "H200",
-     {"float64": 34, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989, **_fp8(1979), "mem_gbps": 4800}),
+     {"float64": 34, "float64_tensor": 67, "float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989,
+      **_fp8(1979), "mem_gbps": 4800}),
     (r"a100.*80\s*gb.*pcie|a100.*pcie.*80", "A100 80GB PCIe",
-     {"float64": 9.7, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312, "mem_gbps": 1935}),
+     {"float64": 9.7, "float64_tensor": 19.5, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312,
+      "mem_gbps": 1935}),
     (r"a100.*(pcie|40\s*gb)", "A100 40GB",
-     {"float64": 9.7, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312, "mem_gbps": 1555}),
+     {"float64": 9.7, "float64_tensor": 19.5, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312,
+      "mem_gbps": 1555}),
     (r"a100", "A100 80GB SXM",
-     {"float64": 9.7, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312, "mem_gbps": 2039}),
+     {"float64": 9.7, "float64_tensor": 19.5, "float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312,
+      "mem_gbps": 2039}),
     (r"\bl40s\b", "L40S",
      {"float32": 91.6, "tf32": 183, "bfloat16": 362, "float16": 362, **_fp8(733), "mem_gbps": 864}),
     (r"\bl4\b", "L4",
@@ -56,12 +75,34 @@ DATASHEETS: tuple[tuple[str, str, dict[str, float]], ...] = (
      {"float64": 7.8, "float32": 15.7, "float16": 125, "mem_gbps": 900}),
 )
 
+#: A dtype whose GEMMs run on tensor cores of their own where a GPU has them → the key of that peak.
+TENSOR_PEAKS = {"float64": "float64_tensor"}
+
+#: How each peak key reads in a table or a ceiling's source.
+PEAK_TEXT = {"float64": "FP64 vector", "float64_tensor": "FP64 tensor core"}
+
+
+def gemm_peak(peaks: dict[str, float], dtype: str) -> tuple[float, str] | None:
+    """``(TFLOP/s, key)``: the peak a GEMM-bound (dense matmul-shaped) case of ``dtype`` is held against.
+
+    The dtype's tensor-core peak where the GPU names one (cuBLAS's DGEMM runs on the FP64 tensor
+    cores of A100/H100/H200), else its plain peak; None where the datasheet gives neither.
+    """
+    key = TENSOR_PEAKS.get(dtype)
+    if key and peaks.get(key):
+        return float(peaks[key]), key
+    if peaks.get(dtype):
+        return float(peaks[dtype]), dtype
+    return None
+
+
 #: L2 cache (MB) and host link of the GPUs in :data:`DATASHEETS`, by display name.
 DEVICE_FACTS: dict[str, dict[str, object]] = {
     "H100 PCIe": {"l2_mb": 50, "pcie": (5, 16)},
     "H100 NVL": {"l2_mb": 50, "pcie": (5, 16)},
     "GH200": {"l2_mb": 60, "host_link_gbps": 450},  # NVLink-C2C, 900 GB/s both ways
     "H100 SXM": {"l2_mb": 50, "pcie": (5, 16)},
+    "H200 NVL": {"l2_mb": 60, "pcie": (5, 16)},
     "H200": {"l2_mb": 60, "pcie": (5, 16)},
     "A100 80GB PCIe": {"l2_mb": 40, "pcie": (4, 16)},
     "A100 40GB": {"l2_mb": 40, "pcie": (4, 16)},

@@ -168,6 +168,8 @@ def flag_note(row: dict[str, Any], detail: bool = False) -> str:
             out.append("noisy: CI target not met")
         elif flag == "launch_bound":
             out.append("launch_bound: host time per call ≥ device time")
+        elif flag == "throttled" and ((row.get("machine") or {}).get("gpu") or {}).get("throttled_by"):
+            out.append("throttled: " + ", ".join(row["machine"]["gpu"]["throttled_by"]))
         else:
             out.append(flag)
     return "; ".join(out)

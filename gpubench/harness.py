@@ -165,13 +165,15 @@ class Measurement:
     """Each sample was one call after a cache flush (see :func:`measure`'s ``flush``)."""
 
 
-def launch_bound(m: Measurement) -> bool:
+def launch_bound(m: Measurement, blocks_host: bool = False) -> bool:
     """Whether the device time of ``m`` is launch overhead: the host took about as long to issue a call.
 
     Judged on batched (hot) samples with host times only: a cold sample is one call issued while
     the device still runs the flush before it, so its launch is hidden and its device time is the call.
+    An op that ``blocks_host`` (:attr:`gpubench.ops.BoundOp.blocks_host`: a pageable copy) waits for its
+    own work by nature, so its host time equals its device time whatever launching costs: never flagged.
     """
-    if m.cold or not m.host_samples or len(m.host_samples) != len(m.samples):
+    if blocks_host or m.cold or not m.host_samples or len(m.host_samples) != len(m.samples):
         return False
     host, device = summarize(list(m.host_samples)).median, summarize(list(m.samples)).median
     return host >= LAUNCH_BOUND_RATIO * device

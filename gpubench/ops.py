@@ -89,6 +89,10 @@ class BoundOp:
     device_output: Any = None
     """Device array the op writes (or a function returning the latest one, for ops that allocate
     their output), that ``include_transfer`` copies back to host memory."""
+    blocks_host: bool = False
+    """Each call returns only when its work is done, by nature: a copy from or to pageable host memory
+    (the driver stages it through a pinned buffer while the host waits). Its host time per call is its
+    device time, so it is never called launch-bound (:func:`gpubench.harness.launch_bound`)."""
 
 
 @dataclass

@@ -7,8 +7,9 @@ that missed the work, TF32 where float32 was asked), never a result. The case pa
 and ``report`` hold stored rows against the same physical ceilings when they are read (plus the
 machine's measured ones, for ``above_ceiling``). Where each ceiling comes from, best first:
 
-* **compute** (``GFLOP/s`` of the case's compute dtype): a GPU's datasheet peak
-  (:mod:`gpubench.datasheet`); a CPU's cores × vector FLOP per cycle of its ISA (AVX-512,
+* **compute** (``GFLOP/s`` of the case's compute dtype): a GPU's datasheet peak for GEMMs
+  (:func:`gpubench.datasheet.gemm_peak`: float64 on FP64 tensor cores where the GPU has them, since
+  only dense matmul-shaped workloads name this bound); a CPU's cores × vector FLOP per cycle of its ISA (AVX-512,
   AVX2, AMX, NEON/SVE) × its highest clock from sysfs (where sysfs gives no clock, as in most
   virtual machines, the highest clock any CPU runs at: a looser bound, but still a bound).
 * **memory** (``GB/s``, read + written): a GPU's datasheet memory bandwidth. Held only against
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gpubench.datasheet import datasheet_for, device_facts, pcie_gbps
+from gpubench.datasheet import PEAK_TEXT, datasheet_for, device_facts, gemm_peak, pcie_gbps
 
 #: Bounds a workload may name (see ``Workload.bound``).
 BOUND_COMPUTE, BOUND_MEMORY, BOUND_H2D, BOUND_D2H = "compute", "memory", "h2d", "d2h"
@@ -224,11 +225,14 @@ def physical_ceiling(bound: str | None, *, device_name: str, is_cpu: bool, compu
     if bound == BOUND_COMPUTE:
         if is_cpu:
             return cpu_ceiling(compute_dtype)
+        # Only dense matmul-shaped workloads are compute-bound (Workload.bound): the GEMM peak applies.
         found = datasheet_for(device_name)
-        if found and found[1].get(compute_dtype):
-            return Ceiling(f"compute {compute_dtype}", found[1][compute_dtype] * 1000.0, "GFLOP/s",
-                           f"datasheet {found[0]}")
-        return None
+        peak = gemm_peak(found[1], compute_dtype) if found else None
+        if peak is None:
+            return None
+        value, key = peak
+        which = f" ({PEAK_TEXT[key]})" if key in PEAK_TEXT else ""
+        return Ceiling(f"compute {compute_dtype}", value * 1000.0, "GFLOP/s", f"datasheet {found[0]}{which}")
     if bound == BOUND_MEMORY:
         if is_cpu or not memory_bound_applies(params, bytes_moved, llc_bytes):
             return None

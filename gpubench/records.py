@@ -52,7 +52,8 @@ FLAGS = {
     "implausible": "the rate is above a physical ceiling of the device (a measurement error, not a result)",
     "above_ceiling": "the rate is above the machine's measured ceiling (calibrate again, without --quick)",
     "busy": "other processes took more than a quarter of a core, on average, while the case was measured",
-    "throttled": "the GPU reported a clock-lowering reason (power cap, thermal or hardware slowdown) while measured",
+    "throttled": "the GPU lowered its clock below its loaded clock while measured (thermal or hardware slowdown, "
+                 "power brake, sync boost; its software power cap, normal under load, is recorded, not flagged)",
     "not_a_measurement": "timed as in the lecture, without waiting for the device: on an asynchronous device the "
                          "launch, not the work; shown only to be shown wrong (never a speedup, headline or comparison)",
 }

@@ -13,7 +13,12 @@ uses it, with the CUDA semantics the adapter must respect:
 * between ``Stream.begin_capture()`` and ``end_capture()`` kernels are recorded, not run; the
   returned graph's ``launch()`` runs them on the current stream of its device;
 * ``runtime``/``driver``/``nvrtc``/``cublas`` answer like CuPy's, raising the exception types and
-  texts CuPy raises when a driver or library is missing (configured per test).
+  texts CuPy raises when a driver or library is missing (configured per test);
+* ``cublas.gemmStridedBatchedEx`` computes what cuBLAS computes from raw pointers, column-major, in
+  NumPy (:class:`FakeCublas`), so a caller's transposes, leading dimensions and strides are checked;
+* ``ElementwiseKernel`` compiles (or raises ``kernel_error``, as NVRTC does without the CUDA headers)
+  and ``RawModule`` hands out the NumPy models of gpubench's kernels a test registers (``kernels``);
+* ``runtime.memcpyAsync`` copies between host addresses on the current stream.
 
 Every call of interest is appended to ``log``.
 
@@ -24,6 +29,7 @@ torch adapter; :func:`fake_torch` wraps the real (CPU) torch module with it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 from collections import defaultdict
 
 import numpy as np
@@ -176,6 +182,51 @@ class FakeLinalg:
         self.types[np.dtype(dtype).name] = compute_type
 
 
+#: CUDA's ``cudaDataType`` codes (``CUDA_R_16F`` ...), as ``cupy.cuda.runtime`` names them.
+CUDA_DTYPES = {2: np.float16, 0: np.float32, 1: np.float64}
+
+
+def _column_major(ptr: int, dtype, rows: int, cols: int, ld: int) -> np.ndarray:
+    """A writable NumPy view of a column-major ``rows × cols`` matrix at host address ``ptr`` (leading dim ``ld``)."""
+    item = np.dtype(dtype).itemsize
+    count = ld * (cols - 1) + rows
+    flat = np.frombuffer((ctypes.c_char * (count * item)).from_address(ptr), dtype=dtype, count=count)
+    return np.lib.stride_tricks.as_strided(flat, (rows, cols), (item, ld * item))
+
+
+class FakeCublas:
+    """``cupy.cuda.cublas``: ``gemmStridedBatchedEx`` as cuBLAS defines it, computed in NumPy from raw pointers."""
+
+    CUBLAS_COMPUTE_16F, CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F = 64, 68, 70
+    CUBLAS_GEMM_DEFAULT = -1
+    CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
+
+    def __init__(self, fake):
+        self.fake = fake
+
+    def gemmStridedBatchedEx(self, handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA,  # noqa: N802
+                             B, Btype, ldb, strideB, beta, C, Ctype, ldc, strideC, batch, compute, algo):
+        """C[i] = α·op(A[i])·op(B[i]) + β·C[i], all column-major, for i < batch (α, β float32 host scalars)."""
+        fake = self.fake
+        fake.log.append(("gemmStridedBatchedEx", fake.current, Atype, Btype, Ctype, compute, batch))
+        assert compute == self.CUBLAS_COMPUTE_32F, "half and single GEMMs accumulate in float32 here"
+        a_t, b_t, c_t = CUDA_DTYPES[Atype], CUDA_DTYPES[Btype], CUDA_DTYPES[Ctype]
+        alpha_v = float(np.frombuffer((ctypes.c_char * 4).from_address(alpha), np.float32)[0])
+        beta_v = float(np.frombuffer((ctypes.c_char * 4).from_address(beta), np.float32)[0])
+        ra, ca = (m, k) if transa == self.CUBLAS_OP_N else (k, m)
+        rb, cb = (k, n) if transb == self.CUBLAS_OP_N else (n, k)
+        assert lda >= max(1, ra) and ldb >= max(1, rb) and ldc >= max(1, m), "a leading dimension too small"
+        for i in range(batch):
+            a = _column_major(A + i * strideA * np.dtype(a_t).itemsize, a_t, ra, ca, lda)
+            b = _column_major(B + i * strideB * np.dtype(b_t).itemsize, b_t, rb, cb, ldb)
+            c = _column_major(C + i * strideC * np.dtype(c_t).itemsize, c_t, m, n, ldc)
+            opa = a.T if transa else a
+            opb = b.T if transb else b
+            prod = opa.astype(np.float32) @ opb.astype(np.float32)
+            c[...] = alpha_v * prod + (beta_v * c.astype(np.float32) if beta_v else 0.0)
+        fake.kernels[fake.current] += 1
+
+
 class FakeCuda:
     """``cupy.cuda``: devices, streams, events, the runtime and the libraries' probes."""
 
@@ -207,6 +258,19 @@ class FakeCuda:
                 return {"name": f"Fake GPU {i}".encode(), "totalGlobalMem": 80 * 2**30, "major": 9, "minor": 0,
                         "multiProcessorCount": 132, "l2CacheSize": 50 * 2**20}
 
+            CUDA_R_16F, CUDA_R_32F, CUDA_R_64F = 2, 0, 1
+            memcpyHostToDevice, memcpyDeviceToHost, memcpyDeviceToDevice = 1, 2, 3
+
+            @staticmethod
+            def memcpyAsync(dst, src, nbytes, kind, stream_ptr):  # noqa: N802
+                fake = fake_self.fake
+                stream = fake.cuda.get_current_stream()
+                if stream.ptr != stream_ptr:
+                    raise FakeCUDARuntimeError("memcpyAsync on a stream that is not the current device's")
+                ctypes.memmove(dst, src, nbytes)
+                fake.kernels[stream.device_id] += 1
+                fake.log.append(("memcpy", stream.device_id, kind, nbytes))
+
             @staticmethod
             def memsetAsync(ptr, value, nbytes, stream_ptr):  # noqa: N802
                 # A device operation on the stream like a kernel: a flush between two timing events
@@ -232,13 +296,25 @@ class FakeCuda:
                 return (build_version // 1000, build_version % 1000 // 10)
 
         self.runtime, self.driver, self.nvrtc = Runtime, Driver, Nvrtc
+        self.device = type("device", (), {"get_cublas_handle": staticmethod(lambda: 1000 + fake.current)})()
+
+        class MemoryHook:
+            """``cupy.cuda.MemoryHook``: a context manager here (the fake pool reports nothing)."""
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        self.MemoryHook = MemoryHook
 
     def __getattr__(self, name):
         if name == "cublas":
             self.fake.log.append(("cublas import",))
             if self._cublas_error is not None:
                 raise self._cublas_error
-            return object()
+            return FakeCublas(self.fake)
         raise AttributeError(name)
 
     def Device(self, index=None):  # noqa: N802
@@ -267,7 +343,11 @@ class FakeCupy:
     __version__ = "fake"
 
     def __init__(self, n_devices=2, driver_version=13000, build_version=13020, cublas_error=None, nvrtc_error=None,
-                 count_error=None):
+                 count_error=None, kernel_error=None, raw_kernels=None):
+        self.kernel_error = kernel_error
+        """Raised by the first launch of an ``ElementwiseKernel`` (its NVRTC compile), as CuPy raises it."""
+        self.raw_kernels = dict(raw_kernels or {})
+        """NumPy models of ``RawModule`` kernels by name: ``fn(grid, block, args)``."""
         self.log: list[tuple] = []
         self.current = 0
         self.kernels: dict[int, int] = defaultdict(int)
@@ -289,6 +369,18 @@ class FakeCupy:
 
     def empty(self, shape, dtype=np.float64):
         return FakeArray.make(self, np.empty(shape, dtype))
+
+    def empty_like(self, a):
+        return FakeArray.make(self, np.empty_like(np.asarray(a)))
+
+    def zeros(self, shape, dtype=np.float64):
+        return FakeArray.make(self, np.zeros(shape, dtype))
+
+    def stack(self, arrays):
+        return FakeArray.make(self, np.stack([np.asarray(a) for a in arrays]))
+
+    multiply = staticmethod(np.multiply)
+    sum = staticmethod(np.sum)
 
     def asnumpy(self, array):
         return np.array(np.asarray(array), copy=True)
@@ -319,9 +411,20 @@ class FakeCupy:
         return out
 
     def ElementwiseKernel(self, in_params, out_params, operation, name):  # noqa: N802
-        assert operation == "y = a * x + y", operation
+        """SAXPY (``y = a * x + y``) or the load probe's ``y = x + 1`` (float32); compiled at the first launch."""
+        assert operation in ("y = a * x + y", "y = x + 1.0f"), operation
+        compiled = []
 
-        def kernel(x, a, y):
+        def compile_once():
+            if not compiled:
+                self.log.append(("nvrtc compile", name))
+                if self.kernel_error is not None:
+                    raise self.kernel_error
+                compiled.append(True)
+
+        def saxpy(x, a, y):
+            compile_once()
+
             def work():
                 yv = np.asarray(y)
                 yv[...] = a * np.asarray(x) + yv
@@ -329,7 +432,35 @@ class FakeCupy:
             self._launch(name, (x, y), work)
             return y
 
-        return kernel
+        def plus_one(x):
+            compile_once()
+            y = self.empty_like(x)
+
+            def work():
+                np.asarray(y)[...] = np.asarray(x) + 1
+
+            self._launch(name, (x, y), work)
+            return y
+
+        return saxpy if operation == "y = a * x + y" else plus_one
+
+    def RawModule(self, code, options=()):  # noqa: N802
+        """A compiled module whose functions are the NumPy models in ``raw_kernels`` (a launch on the current
+        stream, like any kernel)."""
+        fake = self
+
+        class Module:
+            def get_function(self, name):
+                model = fake.raw_kernels[name]
+
+                def kernel(grid, block, args):
+                    arrays = tuple(a for a in args if isinstance(a, FakeArray))
+                    fake._launch(name, arrays, lambda: model(grid, block, args))
+
+                return kernel
+
+        self.log.append(("RawModule", len(code)))
+        return Module()
 
 
 # --- torch.cuda ------------------------------------------------------------------------------------------
@@ -450,3 +581,24 @@ class FakeTorch:
 
     def __getattr__(self, name):
         return getattr(self._real, name)
+
+
+# --- models of gpubench's own CUDA kernels -------------------------------------------------------------
+
+
+def attention_softmax_model(grid, block, args):
+    """NumPy model of ``attention_softmax_*`` in kernels/cuda/attention_softmax.cu: one block per row."""
+    from gpubench.backends.cupy_backend.attention import THREADS
+
+    scores, n, rows_per_head, q0, causal, scale = args
+    assert block == (THREADS,) and THREADS % 32 == 0
+    assert isinstance(n, np.int64) and isinstance(rows_per_head, np.int32) and isinstance(q0, np.int64)
+    assert isinstance(causal, np.int32) and isinstance(scale, (np.float32, np.float64))
+    flat = np.asarray(scores).reshape(-1, int(n))
+    assert grid == (flat.shape[0],)
+    for row in range(flat.shape[0]):
+        valid = min(int(n), int(q0) + row % int(rows_per_head) + 1) if causal else int(n)
+        x = flat[row, :valid].astype(np.float64) * float(scale)
+        e = np.exp(x - x.max())
+        flat[row, :valid] = e / e.sum()
+        flat[row, valid:] = 0

@@ -165,10 +165,12 @@ def fake_backend(monkeypatch):
     def load():
         backend.cupy = fake
         backend._count = probe_cuda(fake)
+        del fake.log[:]  # the log holds the case's calls (the load probes are checked on their own)
 
     monkeypatch.setattr(backend, "load", load)
     monkeypatch.setattr(backend, "cupy", fake, raising=False)
     monkeypatch.setattr(backend, "_count", backend._count, raising=False)  # restored after the test
+    monkeypatch.setattr(backend, "_modules", {})  # compiled modules belong to this fake
     yield backend, fake
 
 
@@ -308,3 +310,123 @@ def test_backend_class_is_the_registered_one():
     from gpubench.backends import get_backend
 
     assert isinstance(get_backend("cupy"), CupyBackend)
+
+
+# --- the load probe's trivial kernel (CUDA headers for NVRTC) ------------------------------------------
+
+
+class CompileException(Exception):
+    """Stands in for ``cupy.cuda.compiler.CompileException`` (what NVRTC's failure raises through CuPy)."""
+
+
+#: NVRTC's failure through CuPy 14 when the CUDA runtime headers are missing (CuPy's install docs quote it).
+NO_HEADERS = ('/site-packages/cupy/_core/include/cupy/carray.cuh(8): catastrophic error: cannot open source file '
+              '"vector_types.h"\n\n1 catastrophic error detected in the compilation of "kern.cu".\n'
+              'Compilation terminated.\n')
+
+
+def test_the_probe_compiles_and_runs_a_trivial_kernel_on_the_first_gpu():
+    fake = FakeCupy(n_devices=2)
+    assert probe_cuda(fake) == 2
+    assert ("nvrtc compile", "gpubench_probe") in fake.log and ("kernel", "gpubench_probe", 0) in fake.log
+
+
+def test_missing_cuda_headers_are_a_skip_that_names_the_fix(wheel):
+    fake = FakeCupy(kernel_error=CompileException(NO_HEADERS))
+    with pytest.raises(Unavailable) as info:
+        probe_cuda(fake)
+    reason = str(info.value)
+    assert reason.startswith("cupy: CUDA headers not found (NVRTC cannot open vector_types.h")
+    assert reason.endswith('pip install "cupy-cuda13x[ctk]"') and "\n" not in reason
+
+
+def test_other_probe_kernel_failures_are_skips_with_the_error():
+    old_driver = FakeCupy(kernel_error=FakeCUDARuntimeError("CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX "
+                                                            "was compiled with an unsupported toolchain."))
+    with pytest.raises(Unavailable, match=r"driver is too old .* update the NVIDIA driver$"):
+        probe_cuda(old_driver)
+    other = FakeCupy(kernel_error=CompileException("kern.cu(3): error: identifier \"x\" is undefined\nmore"))
+    with pytest.raises(Unavailable, match=r'^cupy: a trivial kernel failed to compile or run \(CompileException: '
+                                          r'kern.cu\(3\): error: identifier "x" is undefined\)$'):
+        probe_cuda(other)
+
+
+def test_a_case_on_a_machine_without_headers_is_skipped_not_failed(monkeypatch, wheel):
+    from gpubench.backends import get_backend
+
+    backend = get_backend("cupy")
+    fake = FakeCupy(kernel_error=CompileException(NO_HEADERS))
+    monkeypatch.setattr(backend, "cupy", None, raising=False)
+    monkeypatch.setattr("gpubench.backends.cupy_backend.require", lambda *a: fake)
+    r = run_case(CaseSpec.make("saxpy", "cupy", "cuda:0", "float32", {"n": 64}), SMALL)
+    assert r.status == "skipped" and "CUDA headers not found" in r.error and "[ctk]" in r.error
+
+
+# --- float16 attention: half-precision GEMMs, not float32 ones ---------------------------------------------
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_float16_attention_runs_half_gemms(fake_backend, backward):
+    from fake_cuda import attention_softmax_model
+
+    backend, fake = fake_backend
+    fake.raw_kernels.update({f"attention_softmax_{s}": attention_softmax_model for s in ("f16", "f32", "f64")})
+    params = {"b": 1, "h": 3, "s": 24, "d": 8, "causal": True, "backward": backward}
+    r = run_case(CaseSpec.make("attention", "cupy", "cuda:1", "float16", params), SMALL)
+    assert r.status == "ok", (r.error, r.metrics.get("traceback"))
+    assert r.rel_error <= r.tolerance
+    gemms = [e for e in fake.log if e[0] == "gemmStridedBatchedEx"]
+    # Every product: float16 operands and product (CUDA_R_16F = 2), float32 accumulation, on the case's GPU.
+    assert gemms and all(e[1:6] == (1, 2, 2, 2, FakeCublasCompute32F) for e in gemms)
+    assert not [e for e in fake.log if e[:2] == ("kernel", "matmul")]  # CuPy's matmul would run them in float32
+    assert "float16 operands" in r.metrics["gemm"]
+    # float32 keeps cupy.matmul (a float32 strided-batched GEMM already).
+    r32 = run_case(CaseSpec.make("attention", "cupy", "cuda:1", "float32", params), SMALL)
+    assert r32.status == "ok" and r32.rel_error <= r32.tolerance
+    assert [e for e in fake.log if e[:2] == ("kernel", "matmul")] and r32.metrics["gemm"].startswith("cupy.matmul")
+
+
+FakeCublasCompute32F = 68
+
+
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
+def test_half_matmul_handles_transposed_and_strided_operands(layout):
+    """The column-major translation of a row-major product, against NumPy, for every operand layout."""
+    from fake_cuda import FakeCublas
+
+    from gpubench.backends.cupy_backend.attention import half_matmul
+
+    rng = np.random.default_rng(2)
+    fake = FakeCupy()
+    g, m, k, n = 3, 5, 4, 6
+    a = (rng.random((g, m, k)) if layout[0] == "n" else rng.random((g, k, m)).transpose(0, 2, 1)).astype(np.float16)
+    b = (rng.random((g, k, n)) if layout[1] == "n" else rng.random((g, n, k)).transpose(0, 2, 1)).astype(np.float16)
+    big = np.zeros((g, m + 2, n + 3), np.float16)
+    out = big[:, 1:m + 1, 2:n + 2]  # a strided slice of a larger buffer, as attention's outputs are
+    matmul = half_matmul(FakeCublas(fake), 2, 7, pointer=lambda x: x.ctypes.data)
+    matmul(a, b, out)
+    want = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
+    np.testing.assert_allclose(out.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=2e-3)
+    assert np.all(big[:, 0] == 0) and np.all(big[:, :, :2] == 0)  # nothing written outside the slice
+    (call,) = [e for e in fake.log if e[0] == "gemmStridedBatchedEx"]
+    assert call[2:] == (2, 2, 2, 68, g)
+
+
+# --- pageable copies declare that they block the host ------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction, memory, blocks", [("h2d", "pageable", True), ("d2h", "pageable", True),
+                                                       ("d2d", None, False)])
+def test_copies_declare_whether_they_block_the_host(fake_backend, direction, memory, blocks):
+    backend, fake = fake_backend
+    params = {"bytes": 4096, "direction": direction} | ({"memory": memory} if memory else {})
+    r = run_case(CaseSpec.make("transfer", "cupy", "cuda:1", "float32", params), SMALL)
+    assert r.status == "ok" and r.rel_error == 0, r.error
+    assert [e for e in fake.log if e[0] == "memcpy" and e[1] == 1]
+    wl = get_workload("transfer")
+    p = wl.normalize_params(params)
+    device = DeviceInfo("cuda:1", "g", "cuda")
+    spec = CaseSpec.make("transfer", "cupy", "cuda:1", "float32", p)
+    with backend.case_scope(spec, device):
+        op = backend.build(spec, p, wl.make_inputs(p, "float32", np.random.default_rng(0)), device)
+    assert op.blocks_host is blocks

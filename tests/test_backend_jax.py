@@ -245,9 +245,12 @@ def test_every_transfer_call_moves_the_bytes(backend, direction, device):
         assert len(pointers) == 3 and _pointer(copier.src) not in pointers
         for d in destinations:
             assert np.asarray(d).view(np.uint8).tobytes() == inputs["src"].view(np.uint8).tobytes()
-        # d2h lands in host memory (JAX's CPU device), h2d and d2d on the device itself.
-        expected = "cpu" if direction == "d2h" or device == "cpu" else "gpu"
-        assert {d.platform for d in destinations[-1].devices()} == {expected}
+        # d2h lands in host memory (a new NumPy array each call), h2d and d2d on the device itself.
+        if direction == "d2h":
+            assert all(isinstance(d, np.ndarray) for d in destinations)
+        else:
+            expected = "cpu" if device == "cpu" else "gpu"
+            assert {d.platform for d in destinations[-1].devices()} == {expected}
         if direction == "h2d":
             # No cache and no alias: a change of the host source shows in the next copy, not the last.
             before = destinations[-1]
@@ -256,6 +259,116 @@ def test_every_transfer_call_moves_the_bytes(backend, direction, device):
             backend.synchronize(dev)
             assert np.all(np.asarray(copier.last.value) == 7.0)
             assert np.array_equal(np.asarray(before), inputs["src"])
+
+
+def test_jax_caches_the_host_copy_it_made_and_a_fresh_array_is_read_again():
+    """The JAX behaviour the pageable d2h relies on, shown with real JAX on the CPU.
+
+    A GPU array must be copied to be read; on the CPU a sub-byte (int4) array must too, so it behaves
+    as a GPU array does: the first read copies and JAX keeps the copy (``_npy_value``), every later read
+    returns it (no bytes move; jaxlib's ``device_put`` to another client's device reads the same cached
+    value). :func:`fresh_host_read` reads a new ``jax.Array`` over the same buffer each time: a new copy.
+    """
+    from gpubench.backends.jax_backend.transfer import fresh_host_read
+
+    cached = jax.numpy.arange(16, dtype=jax.numpy.int4)
+    first = np.asarray(cached)
+    assert np.asarray(cached) is first and cached._npy_value is not None  # JAX's cache: nothing is copied again
+    src = jax.numpy.arange(16, dtype=jax.numpy.int4)
+    read = fresh_host_read(jax, src)
+    a, b = read(), read()
+    assert a is not b and not np.shares_memory(a, b)  # a real copy each call
+    assert np.array_equal(a, first) and np.array_equal(b, first)
+    assert src._npy_value is None  # the source itself was never read, so never cached
+
+
+@pytest.fixture
+def pretend_gpu(backend, monkeypatch):
+    """JAX's CPU device standing in for a CUDA device: the adapter's GPU paths, run by real JAX here.
+
+    Its L2 reads as 1 MiB (no CUDA driver here), so a cold-cache flush writes 2 MiB.
+    """
+    from gpubench.backends.jax_backend import JAX_DTYPES
+    from gpubench.ops import DeviceInfo
+
+    if has_gpu(backend):
+        pytest.skip("this machine has a GPU: the GPU paths run for real")
+    device = DeviceInfo("cuda:0", "NVIDIA H100 80GB HBM3", "cuda", dtypes=JAX_DTYPES)
+    monkeypatch.setitem(backend._jax_devices, "cuda:0", jax.devices("cpu")[0])
+    monkeypatch.setattr(backend, "_devices", [*backend.devices(), device])
+    monkeypatch.setattr("gpubench.cacheflush.gpu_l2_cache", lambda ordinal, name="", lib=None: (1 << 20, "test L2"))
+    return backend, device
+
+
+@pytest.mark.parametrize("direction, memory, blocks", [("h2d", "pageable", True), ("d2h", "pageable", True),
+                                                       ("d2d", None, False)])
+def test_gpu_copies_move_the_bytes_and_pageable_ones_block_the_host(pretend_gpu, direction, memory, blocks):
+    backend, device = pretend_gpu
+    params = {"bytes": 4096, "direction": direction} | ({"memory": memory} if memory else {})
+    r = run("transfer", params, device="cuda:0")
+    assert r.status == "ok" and r.rel_error == 0, (r.error, r.metrics.get("traceback"))
+    wl = get_workload("transfer")
+    p = wl.normalize_params(params)
+    spec = CaseSpec.make("transfer", "jax", "cuda:0", "float32", p)
+    inputs = wl.make_inputs(p, "float32", np.random.default_rng(0))
+    with backend.case_scope(spec, device):
+        op = backend.build(spec, p, inputs, device)
+        assert op.blocks_host is blocks
+        if direction == "d2h":
+            assert "new jax.Array" in op.metrics["copy"]
+            op.call()
+            first = op.call.last.value
+            op.call()
+            assert isinstance(first, np.ndarray) and op.call.last.value is not first  # a new host array each call
+            assert op.result().view(np.uint8).tobytes() == inputs["src"].view(np.uint8).tobytes()
+
+
+def test_gpu_cases_keep_host_samples(pretend_gpu):
+    """JAX on a GPU times with the host clock; it also notes when the calls were dispatched, so a case whose
+    device waited for them can be flagged launch_bound."""
+    r = run("saxpy", {"n": 256}, device="cuda:0")
+    assert r.status == "ok", (r.error, r.metrics.get("traceback"))
+    assert r.clock == "perf_counter" and len(r.host_samples) == len(r.samples) >= 3
+    assert all(0 < h <= s * (1 + 1e-9) for h, s in zip(r.host_samples, r.samples))  # issuing is part of the span
+    cpu = run("saxpy", {"n": 256})
+    assert cpu.host_samples == ()  # the CPU device's time is the host's own
+
+
+def test_dispatch_timer_notes_the_issue_time():
+    from gpubench.backends.jax_backend import DispatchTimer
+
+    t = {"now": 0.0}
+    events = []
+
+    def call():
+        events.append("call")
+        t["now"] += 1.0  # dispatch costs the host 1 s
+
+    def sync():
+        events.append("sync")
+        t["now"] += 5.0  # the device finishes 5 s after the last dispatch
+
+    timer = DispatchTimer(sync, clock=lambda: t["now"])
+    total = timer(call, 3)
+    assert events == ["sync", "call", "call", "call", "sync"]
+    assert total == 8.0 and timer.last_host_s == 3.0
+
+
+def test_gpu_cold_cache_cases_have_a_flusher(pretend_gpu):
+    backend, device = pretend_gpu
+    r = run("saxpy", {"n": 4096, "cache": "cold"}, device="cuda:0")
+    assert r.status == "ok", (r.error, r.metrics.get("traceback"))
+    assert r.metrics["cache_flush_bytes"] == 2 << 20 and r.metrics["llc_source"] == "test L2"
+    flusher = backend.cache_flusher(device)
+    before = flusher.buffer.value
+    flusher.flush()
+    flusher.flush()
+    backend.synchronize(device)
+    out = np.asarray(flusher.buffer.value)
+    assert out.nbytes == flusher.nbytes == 2 << 20 and np.all(out == 3)  # once when built, twice here
+    assert backend._latest["cuda:0"] is flusher.buffer.value  # the timer's opening synchronization waits for it
+    assert before.is_deleted()  # donated: XLA updated the buffer in place
+    flusher.close()
 
 
 def aligned_array(n: int) -> np.ndarray:

@@ -73,6 +73,7 @@ def test_every_timed_copy_starts_from_a_new_handle(backend, monkeypatch, directi
     spy = RecordingTF()
     monkeypatch.setattr(backend, "tf", spy)
     op = transfer.build(backend, spec, params, inputs, GPU)
+    assert op.blocks_host  # pageable: the host waits for each copy, so it is never called launch_bound
     spy.calls.clear()
     for _ in range(4):
         op.call()

@@ -135,6 +135,10 @@ def test_throttled_on_one_side_is_inconclusive_on_both_compares_with_a_note():
     c = compare_results(result(1e-3, seed=1, flags=("throttled",), machine=throttled),
                         result(1.3e-3, seed=2, flags=("throttled",), machine=throttled))
     assert c.label == "slower" and "both sides ran on a throttled GPU" in c.reason
+    # A record that names what flagged it: those reasons, not its power cap (recorded, normal under load).
+    hot = {"gpu": {"throttle": ["sw_power_cap", "hw_thermal_slowdown"], "throttled_by": ["hw_thermal_slowdown"]}}
+    c = compare_results(result(1e-3, seed=1), result(1.3e-3, seed=2, flags=("throttled",), machine=hot))
+    assert c.reason == "new run: throttled GPU (hw_thermal_slowdown), the other not"
 
 
 def test_compare_runs_matches_by_spec_and_reports_missing():

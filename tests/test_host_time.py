@@ -184,3 +184,28 @@ def test_opencl_event_timer_reads_the_host_clock_around_the_enqueues():
     assert total == pytest.approx(41e-6)  # first start to last end, gaps included
     assert timer.last_host_s == pytest.approx(50e-6)
     assert events[-1].waited and not events[0].waited
+
+
+# --- ops that block the host by nature (pageable copies) -------------------------------------------------
+
+
+def test_a_blocking_op_is_never_launch_bound():
+    # A pageable copy: the host waits for each copy, so its host time per call is its device time.
+    s = FakeStream(kernel_s=5e-6, launch_s=5e-6)
+    m = measure(s.launch, timer_for(s), settings(), now=s.now)
+    assert launch_bound(m) and not launch_bound(m, blocks_host=True)
+
+
+def test_case_path_reads_the_ops_blocking_declaration():
+    from gpubench.ops import BoundOp
+
+    s = FakeStream(1e-6, 5e-6)
+    m = measure(s.launch, timer_for(s), settings(), now=s.now)
+    measured = Measurement(m.samples, m.number, "cuda_event", m.target_met, m.warmup_calls, m.elapsed_s,
+                           host_samples=m.host_samples)
+    path = saxpy_path()
+    path.op = BoundOp(call=lambda: None, result=lambda: None, blocks_host=True)
+    result = path.finish(measured)
+    assert "launch_bound" not in result.flags and result.host_samples == m.host_samples
+    path.op = BoundOp(call=lambda: None, result=lambda: None)
+    assert "launch_bound" in path.finish(measured).flags

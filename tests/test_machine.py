@@ -1,4 +1,4 @@
-"""The machine watcher (gpubench.machine): NVML with a fake library, RAPL with a fake powercap tree,
+"""The machine watcher (the gpubench.machine package): NVML with a fake library, RAPL with a fake powercap tree,
 CPU contention arithmetic with fake readings — every library call recorded and checked.
 
 The fake NVML is nvidia-ml-py's own ``pynvml`` module with its functions replaced: its constants
@@ -14,8 +14,9 @@ import types
 import pytest
 
 from gpubench import machine
+from gpubench.commands.run import busy_summary, busy_warning
 from gpubench.harness import HarnessSettings, measure
-from gpubench.machine import CaseWatch, CpuReading, EnergyMeter, Nvml, Rapl
+from gpubench.machine import CaseWatch, CpuReading, EnergyMeter, Nvml, Rapl, contention, sysfs
 from gpubench.ops import DeviceInfo
 
 pynvml = pytest.importorskip("pynvml")
@@ -192,7 +193,9 @@ def test_gpu_energy_per_call_from_the_counter_around_the_window():
 
 @pytest.mark.parametrize(("mask", "throttled"), [
     (0x0, False), (0x1, False), (0x2, False), (0x100, False), (0x1 | 0x2, False),  # idle / user / display clocks
-    (0x4, True), (0x20, True), (0x40, True), (0x8, True), (0x1 | 0x4, True),         # power cap, thermal, hardware
+    (0x4, False), (0x1 | 0x4, False),  # the software power cap: an H100's normal state under a large GEMM
+    (0x20, True), (0x40, True), (0x8, True), (0x10, True), (0x80, True),  # thermal, hardware, sync boost, brake
+    (0x4 | 0x40, True), (0x800, True),  # the cap beside a thermal slowdown; a bit NVML added later
 ])
 def test_throttled_flag_from_the_clock_event_reasons(mask, throttled):
     fake = FakeNvml(energy_mj=[0, 0, 10_000], throttle=mask)
@@ -202,9 +205,42 @@ def test_throttled_flag_from_the_clock_event_reasons(mask, throttled):
     w.window_end(10)
     machine_state, _, flags = w.state()
     assert ("throttled" in flags) is throttled
-    assert machine_state["gpu"]["throttle_mask"] == mask
-    assert machine_state["gpu"]["throttle"] == machine.throttle_names(mask)
+    gpu = machine_state["gpu"]
+    # Every reason stays in the record; the ones that made the flag are named apart.
+    assert gpu["throttle_mask"] == mask and gpu["throttle"] == machine.throttle_names(mask)
+    assert gpu.get("throttled_by", []) == (machine.throttle_names(mask & ~0x4 & ~0x103) if throttled else [])
+    assert gpu.get("power_capped", False) is bool(mask & 0x4)
     assert "nvmlDeviceGetCurrentClocksEventReasons" in names(fake)
+
+
+def test_gpu_energy_over_a_short_window_is_approximate_and_over_two_seconds_is_not():
+    fake = FakeNvml(energy_mj=[0, 0, 300_000])
+    w = quiet_watch(nvml=lambda: Nvml.load(fake))  # the fake clock: a window of 1 s
+    w.attach(GPU)
+    w.window_start()
+    w.window_end(100)
+    _, energy, _ = w.state()
+    assert energy["joules_per_call"] == pytest.approx(3.0)  # kept, but marked
+    assert energy["approximate"].startswith("a 1 s window, under the 2 s that nvml:0 needs: the GPU's power sensor")
+    fake = FakeNvml(energy_mj=[0, 0, 900_000])
+    w = CaseWatch(interval_s=3600, clock=FakeClock(step=3.0), sleep=lambda s: None,
+                  nvml=lambda: Nvml.load(fake), rapl=Rapl("/nonexistent/powercap"))
+    w.attach(GPU)
+    w.window_start()
+    w.window_end(100)
+    _, energy, _ = w.state()
+    assert energy["window_s"] == 3.0 and "approximate" not in energy
+
+
+def test_rapl_energy_is_never_marked_approximate(tmp_path):
+    root = make_powercap(tmp_path / "powercap", {"package-0": 0})
+    w = quiet_watch(rapl=Rapl(root))
+    w.attach(CPU)
+    w.window_start()
+    set_uj(root, 0, 5_000_000)
+    w.window_end(10)
+    _, energy, _ = w.state()
+    assert energy["window_s"] == 1.0 and "approximate" not in energy
 
 
 def test_older_nvml_throttle_function_is_used_when_the_new_name_is_missing():
@@ -404,14 +440,14 @@ def test_rapl_missing_permission(tmp_path, monkeypatch):
     root = make_powercap(tmp_path / "powercap", {"package-0": 10})
     energy = root / "intel-rapl:0" / "energy_uj"
     energy.chmod(0o000)
-    real = machine._read_text
+    real = sysfs.read_text
 
     def deny(path):  # root reads a 0400 file anyway: refuse as the kernel refuses a normal user
         if path.name == "energy_uj" and not (path.stat().st_mode & 0o444):
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(machine, "_read_text", deny)
+    monkeypatch.setattr(sysfs, "read_text", deny)
     rapl = Rapl(root)
     assert not rapl.available and "not readable by this user" in rapl.reason and str(energy) in rapl.reason
     w = quiet_watch(rapl=rapl)
@@ -471,7 +507,7 @@ def scripted_cpu(monkeypatch, readings):
             pass
         return last["r"]
 
-    monkeypatch.setattr(machine, "read_cpu", fake_read)
+    monkeypatch.setattr(contention, "read_cpu", fake_read)
 
 
 @pytest.mark.parametrize(("other_busy_s", "busy"), [(0.0, False), (0.2, False), (0.3, True), (2.0, True)])
@@ -509,13 +545,13 @@ def test_wait_idle_probes_until_quiet(monkeypatch):
         probes.append(seconds)
         return {"other_cores": next(figures), "window_s": seconds}
 
-    monkeypatch.setattr(machine, "probe_cpu", fake_probe)
+    monkeypatch.setattr(contention, "probe_cpu", fake_probe)
     out = machine.wait_idle(60.0, probe_s=0.5)
     assert out["quiet"] is True and out["other_cores"] == 0.1 and probes == [0.5, 0.5, 0.5]
     # A machine that stays busy: gives up after the timeout, saying so.
-    monkeypatch.setattr(machine, "probe_cpu", lambda seconds, sleep: {"other_cores": 1.5, "window_s": seconds})
+    monkeypatch.setattr(contention, "probe_cpu", lambda seconds, sleep: {"other_cores": 1.5, "window_s": seconds})
     clock = iter(range(0, 1000))
-    monkeypatch.setattr(machine.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(contention.time, "monotonic", lambda: float(next(clock)))
     out = machine.wait_idle(3.0, probe_s=0.5)
     assert out["quiet"] is False and out["other_cores"] == 1.5 and out["waited_s"] <= 3.0
 
@@ -523,16 +559,19 @@ def test_wait_idle_probes_until_quiet(monkeypatch):
 def test_busy_warning_and_summary():
     from gpubench.records import CaseResult, CaseSpec
 
-    assert machine.busy_warning({"other_cores": 0.1, "cores": 2}) is None
-    assert machine.busy_warning(None) is None
-    text = machine.busy_warning({"other_cores": 1.0, "cores": 2})
+    assert busy_warning({"other_cores": 0.1, "cores": 2}) is None
+    assert busy_warning(None) is None
+    text = busy_warning({"other_cores": 1.0, "cores": 2})
     assert text.startswith("gpubench: warning: the machine is busy: other processes use 1 of 2 cores")
     assert "--wait-idle" in text and "\n" not in text
     spec = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1024})
     results = [CaseResult(spec, "ok", samples=(1e-3,), flags=("busy",)) for _ in range(3)]
     results += [CaseResult(spec, "ok", samples=(1e-3,)), CaseResult(spec, "skipped", error="no")]
-    assert machine.busy_summary(results).startswith("3 of 4 measured cases ran on a busy machine")
-    assert machine.busy_summary([results[-1]]) is None
+    assert busy_summary(results).startswith("3 of 4 measured cases ran on a busy machine")
+    assert busy_summary([results[-1]]) is None
+    hot = {"gpu": {"throttle": ["sw_power_cap", "hw_thermal_slowdown"], "throttled_by": ["hw_thermal_slowdown"]}}
+    results.append(CaseResult(spec, "ok", samples=(1e-3,), flags=("throttled",), machine=hot))
+    assert busy_summary(results).endswith("; 1 ran on a throttled GPU (hw_thermal_slowdown: 1)")
 
 
 def test_cpu_frequency_and_governor_from_a_fake_sysfs(tmp_path):

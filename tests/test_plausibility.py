@@ -295,3 +295,73 @@ def test_flags_table_note_for_every_flag():
     assert flag_note(row, detail=True) == ("implausible: 900 > host link 63 GB/s (PCIe gen5 x16); "
                                            "launch_bound: host time per call ≥ device time; noisy: CI target not met")
     assert isinstance(HostLink(1.0, "x"), HostLink)
+
+
+# --- float64: the FP64 tensor-core peak for GEMMs ------------------------------------------------------
+
+#: (driver name, datasheet entry, FP64 vector, FP64 tensor core) in TFLOP/s.
+FP64_PEAKS = [
+    ("NVIDIA H100 80GB HBM3", "H100 SXM", 34, 67),
+    ("NVIDIA H100 PCIe", "H100 PCIe", 26, 51),
+    ("NVIDIA H100 NVL", "H100 NVL", 30, 60),
+    ("NVIDIA H200", "H200", 34, 67),
+    ("NVIDIA H200 NVL", "H200 NVL", 30, 60),
+    ("NVIDIA GH200 480GB", "GH200", 34, 67),
+    ("NVIDIA A100-SXM4-80GB", "A100 80GB SXM", 9.7, 19.5),
+    ("NVIDIA A100-SXM4-40GB", "A100 40GB", 9.7, 19.5),
+    ("NVIDIA A100 80GB PCIe", "A100 80GB PCIe", 9.7, 19.5),
+]
+
+
+@pytest.mark.parametrize(("name", "entry", "vector", "tensor"), FP64_PEAKS)
+def test_datasheet_names_both_fp64_peaks_and_gemms_use_the_tensor_core_one(name, entry, vector, tensor):
+    from gpubench.datasheet import datasheet_for, gemm_peak
+
+    display, peaks = datasheet_for(name)
+    assert display == entry
+    assert (peaks["float64"], peaks["float64_tensor"]) == (vector, tensor)
+    assert gemm_peak(peaks, "float64") == (tensor, "float64_tensor")
+    assert gemm_peak(peaks, "float32") == (peaks["float32"], "float32")  # FP32 has no tensor-core GEMM of its own
+
+
+def test_gpus_without_fp64_tensor_cores_keep_one_fp64_peak_or_none():
+    from gpubench.datasheet import datasheet_for, gemm_peak
+
+    _, v100 = datasheet_for("Tesla V100-SXM2-16GB")
+    assert "float64_tensor" not in v100 and gemm_peak(v100, "float64") == (7.8, "float64")
+    for name in ("NVIDIA L4", "NVIDIA L40S", "NVIDIA A10", "NVIDIA GeForce RTX 4090", "Tesla T4"):
+        _, peaks = datasheet_for(name)
+        assert "float64" not in peaks and gemm_peak(peaks, "float64") is None
+
+
+def test_h200_nvl_is_not_the_h200():
+    from gpubench.datasheet import datasheet_for, device_facts
+
+    assert datasheet_for("NVIDIA H200 NVL")[0] == "H200 NVL"
+    assert datasheet_for("NVIDIA H200")[0] == "H200"
+    assert datasheet_for("NVIDIA H200 NVL")[1]["float32"] == 60 and datasheet_for("NVIDIA H200")[1]["float32"] == 67
+    assert device_facts("NVIDIA H200 NVL")[0] == "H200 NVL"
+
+
+@pytest.mark.parametrize(("name", "tflops", "implausible"), [
+    ("NVIDIA H100 80GB HBM3", 55, False), ("NVIDIA H100 80GB HBM3", 70, True),
+    ("NVIDIA H200", 60, False), ("NVIDIA H100 PCIe", 45, False), ("NVIDIA H100 PCIe", 55, True),
+    ("NVIDIA A100-SXM4-80GB", 17, False), ("NVIDIA A100-SXM4-80GB", 21, True),
+])
+def test_a_large_float64_gemm_is_held_against_the_fp64_tensor_core_peak(name, tflops, implausible):
+    spec = CaseSpec.make("matmul", "torch", "cuda", "float64", {"size": 8192})
+    r = finished(spec, DeviceInfo("cuda:0", name, "cuda"), 2 * 8192**3 / (tflops * 1e12))
+    assert ("implausible" in r.flags) is implausible
+    ceiling = r.metrics["physical_ceiling"]
+    assert ceiling["name"] == "compute float64" and "FP64 tensor core" in ceiling["source"]
+
+
+def test_calibrate_stores_a_float64_ceiling_from_a_dgemm_on_tensor_cores():
+    from gpubench.calibrate import derive_ceilings
+    from gpubench.commands.calibrate import format_ceilings
+
+    spec = CaseSpec.make("matmul", "torch", "cuda", "float64", {"size": 8192}, suite="calibrate")
+    r = finished(spec, GPU, 2 * 8192**3 / 55e12)  # 55 TFLOP/s: above the vector peak, as cuBLAS DGEMM runs
+    (ceiling,) = derive_ceilings([r])
+    assert ceiling["dtype"] == "float64" and ceiling["value"] == pytest.approx(55_000)
+    assert "82% of H100 SXM datasheet 67000" in format_ceilings(1, [ceiling])

@@ -438,3 +438,21 @@ def test_one_sample_cases_read_one_run_and_opencl_on_a_cpu_is_named(tmp_path):
     opencl = next(r for r in runs[0].rows if r["workload"] == "matmul")
     assert opencl["kind"] == "cpu"  # a CPU, whatever drives it: never an accelerator
     assert ">1 run<" in path.read_text()  # the MNIST table under the charts
+
+
+def test_a_float64_gemm_on_an_h100_is_drawn_under_both_fp64_datasheet_roofs(tmp_path):
+    rng = random.Random(0)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        env = environment("h", gpu=True)
+        cal = store.begin_run("calibrate", environment=env, command="gpubench calibrate")
+        store.add_ceiling(cal, "cuda:0", "peak_flops", 55_000.0, "GFLOP/s", dtype="float64", method="matmul 8192³")
+        store.add_ceiling(cal, "cuda:0", "mem_bw", 3000.0, "GB/s", method="saxpy")
+        run = _run(store, env)
+        store.add_result(run, matmul_result("torch", "cuda:0", "float64", 8192, 55_000.0, rng))
+        path, _ = build_report(store, [str(run)], tmp_path / "r.html")
+    text = path.read_text()
+    roof = next(f for f in page_data(text)["figures"] if f["layout"]["title"]["text"].startswith("roofline"))
+    names = [t["name"] for t in roof["data"] if t["mode"] == "lines"]
+    assert "H100 SXM FP64 tensor core 67 TFLOP/s (datasheet)" in names
+    assert "H100 SXM FP64 vector 34 TFLOP/s (datasheet)" in names
+    assert "FP64 vector TFLOP/s" in text and "FP64 tensor" in text  # the datasheet table names both

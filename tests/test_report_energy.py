@@ -100,3 +100,39 @@ def test_energy_figures_render_in_a_browser(tmp_path):
     assert console == [], console
     found = browser.parse(dom)
     assert found.plots and all(found.plots.values())
+
+
+def test_energy_view_marks_short_windows_and_names_what_throttled(tmp_path):
+    rng = random.Random(5)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        run = store.begin_run("matmul", baseline="numpy", environment=environment(), command="synthetic")
+        for size in (256, 1024):
+            cpu = with_energy(matmul_result("numpy", "cpu", "float32", size, 50.0, rng), CPU_W, "rapl")
+            gpu = with_energy(matmul_result("torch", "cuda:0", "float32", size, 5000.0, rng), GPU_W, "nvml:0")
+            short = "a 0.2 s window, under the 2 s that nvml:0 needs: the GPU's power sensor samples part of it"
+            gpu = dataclasses.replace(gpu, energy={**gpu.energy, "approximate": short})
+            if size == 1024:  # at its power cap and thermally slowed: flagged, for the thermal reason only
+                state = {"gpu": {"throttle": ["sw_power_cap", "hw_thermal_slowdown"], "power_capped": True,
+                                 "throttled_by": ["hw_thermal_slowdown"]}}
+                gpu = dataclasses.replace(gpu, flags=("throttled",), machine=state)
+            else:  # at its power cap only: recorded, not flagged
+                gpu = dataclasses.replace(gpu, machine={"gpu": {"throttle": ["sw_power_cap"], "power_capped": True}})
+            store.add_result(run, cpu)
+            store.add_result(run, gpu)
+        store.finish_run(run)
+        path, _ = build_report(store, [str(run)], tmp_path / "r.html")
+    body = section(path.read_text())
+    assert "1 on a throttled GPU (hw_thermal_slowdown: 1)" in body
+    assert "2 ran at the GPU" in body and "software power cap, the normal state of a loaded GPU" in body
+    assert "2 of 4 energies (marked ≈) are approximate: a 0.2 s window, under the 2 s" in body
+    assert "≈ " in body
+
+
+def test_flag_note_names_the_reasons_that_throttled_a_case():
+    from gpubench.export import flag_note
+
+    gpu = {"throttle": ["sw_power_cap", "hw_thermal_slowdown", "sync_boost"],
+           "throttled_by": ["hw_thermal_slowdown", "sync_boost"]}
+    row = {"flags": ["throttled"], "machine": {"gpu": gpu}}
+    assert flag_note(row, detail=True) == "throttled: hw_thermal_slowdown, sync_boost"
+    assert flag_note({"flags": ["throttled"]}, detail=True) == "throttled"  # a record from before the reasons

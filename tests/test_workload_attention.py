@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gpubench.backends.cupy_backend import attention as cupy_attention
-from gpubench.backends.numpy_backend.attention import bind_attention, block_shape, numpy_softmax
-from gpubench.case import run_case
-from gpubench.errors import UsageError
-from gpubench.profile import QUICK
-from gpubench.records import CaseSpec
-from gpubench.workloads import get_workload
-from gpubench.workloads.attention import (
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_cuda import attention_softmax_model as kernel_model  # noqa: E402
+
+from gpubench.backends.cupy_backend import attention as cupy_attention  # noqa: E402
+from gpubench.backends.numpy_backend.attention import bind_attention, block_shape, numpy_softmax  # noqa: E402
+from gpubench.case import run_case  # noqa: E402
+from gpubench.errors import UsageError  # noqa: E402
+from gpubench.profile import QUICK  # noqa: E402
+from gpubench.records import CaseSpec  # noqa: E402
+from gpubench.workloads import get_workload  # noqa: E402
+from gpubench.workloads.attention import (  # noqa: E402
     REF_BLOCK_BYTES,
     AttentionWorkload,
     attention_reference,
@@ -179,22 +185,6 @@ def test_block_shape_bounds_the_score_block():
     assert block_shape(12, 8192, 1 << 12) == (1, 1)  # never less than one row
     heads, rows = block_shape(7, 100, 1234)
     assert (heads, rows) == (1, 12) and heads * rows * 100 <= 1234
-
-
-def kernel_model(grid, block, args):
-    """NumPy model of ``attention_softmax_*`` in kernels/cuda/attention_softmax.cu: one block per row."""
-    scores, n, rows_per_head, q0, causal, scale = args
-    assert block == (cupy_attention.THREADS,) and cupy_attention.THREADS % 32 == 0
-    assert isinstance(n, np.int64) and isinstance(rows_per_head, np.int32) and isinstance(q0, np.int64)
-    assert isinstance(causal, np.int32) and isinstance(scale, (np.float32, np.float64))
-    flat = scores.reshape(-1, int(n))
-    assert grid == (flat.shape[0],)
-    for row in range(flat.shape[0]):
-        valid = min(int(n), int(q0) + row % int(rows_per_head) + 1) if causal else int(n)
-        x = flat[row, :valid].astype(np.float64) * float(scale)
-        e = np.exp(x - x.max())
-        flat[row, :valid] = e / e.sum()
-        flat[row, valid:] = 0
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -35,6 +35,25 @@ def test_opencl_copies_run_and_verify(direction, memory, nbytes):
     assert r.gbps > 0
 
 
+@pytest.mark.skipif(not opencl_available(), reason="no OpenCL platform")
+@pytest.mark.parametrize("direction, memory, blocks", [("h2d", "pageable", True), ("d2h", "pinned", False),
+                                                       ("d2h", "pageable", True), ("d2d", None, False)])
+def test_opencl_pageable_copies_declare_that_they_block_the_host(direction, memory, blocks):
+    from gpubench.backends import get_backend
+
+    backend = get_backend("opencl")
+    backend.load()
+    wl = get_workload("transfer")
+    params = wl.normalize_params({"bytes": 4096, "direction": direction} | ({"memory": memory} if memory else {}))
+    device = backend.resolve_device("opencl")
+    spec = CaseSpec.make("transfer", "opencl", device.id, "float32", params)
+    op = backend.build(spec, params, wl.make_inputs(params, "float32", np.random.default_rng(0)), device)
+    try:
+        assert op.blocks_host is blocks
+    finally:
+        op.close()
+
+
 def test_check_is_exact():
     wl = get_workload("transfer")
     params = wl.normalize_params({"bytes": 4096})

@@ -50,7 +50,7 @@ def run(args) -> int:
 
 def format_ceilings(run_id: int, ceilings: list[dict], provisional: bool = False) -> str:
     """The ceilings as a terminal table, with datasheet peaks of known GPUs beside them."""
-    from gpubench.datasheet import datasheet_for
+    from gpubench.datasheet import datasheet_for, gemm_peak
     from gpubench.store import MEM_BW
     from gpubench.tables import render
 
@@ -63,7 +63,8 @@ def format_ceilings(run_id: int, ceilings: list[dict], provisional: bool = False
         found = datasheet_for(c.get("device_name") or "")
         if found:
             name, peaks = found
-            ref = peaks.get("mem_gbps") if c["kind"] == MEM_BW else peaks.get(c["dtype"], 0) * 1000
+            # A compute ceiling is a matmul's: its datasheet reference is the GEMM peak (FP64 tensor cores).
+            ref = peaks.get("mem_gbps") if c["kind"] == MEM_BW else (gemm_peak(peaks, c["dtype"]) or (0,))[0] * 1000
             if ref:
                 sheet = f"{100 * c['value'] / ref:.0f}% of {name} datasheet {ref:g}"
         rows.append([c["device"], c["kind"], c["dtype"] or "-", f"{c['value']:.4g} {c['unit']}", sheet, c["method"]])

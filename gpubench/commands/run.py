@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from gpubench.commands import add_store_argument, check_limit, split_csv
 
@@ -65,7 +66,7 @@ def run(args) -> int:
     environment = capture_host()
     environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
 
-    from gpubench.machine import busy_summary, busy_warning, probe_cpu
+    from gpubench.machine import probe_cpu
 
     warning = busy_warning(probe_cpu(0.5))
     if warning:
@@ -92,3 +93,42 @@ def run(args) -> int:
         if summary:
             print(summary, file=sys.stderr)
     return 0
+
+
+def busy_warning(probe: dict[str, Any] | None, threshold: float | None = None) -> str | None:
+    """The one-line warning printed when the machine is already busy before the run (None when it is not).
+
+    ``probe`` is :func:`gpubench.machine.probe_cpu`'s reading; ``threshold`` defaults to the ``busy``
+    flag's :data:`gpubench.machine.BUSY_CORES`.
+    """
+    from gpubench.machine import BUSY_CORES, load_average
+
+    threshold = BUSY_CORES if threshold is None else threshold
+    if not probe or probe.get("other_cores") is None or probe["other_cores"] <= threshold:
+        return None
+    load = load_average()
+    load_text = f", load average {load[0]:g}" if load else ""
+    return (f"gpubench: warning: the machine is busy: other processes use {probe['other_cores']:.2g} of "
+            f"{probe.get('cores', '?')} cores{load_text}; cases measured meanwhile are flagged busy "
+            "(--wait-idle S waits for quiet before each case)")
+
+
+def busy_summary(results: list[Any]) -> str | None:
+    """``14 of 39 measured cases ran on a busy machine; 2 throttled`` (None when no case was measured)."""
+    from gpubench.machine import BUSY_CORES
+
+    measured = [r for r in results if getattr(r, "status", "") == "ok"]
+    if not measured:
+        return None
+    busy = sum("busy" in r.flags for r in measured)
+    throttled = sum("throttled" in r.flags for r in measured)
+    text = f"{busy} of {len(measured)} measured cases ran on a busy machine (other work above {BUSY_CORES:g} cores)"
+    if throttled:
+        from collections import Counter
+
+        reasons = Counter(name for r in measured if "throttled" in r.flags
+                          for name in ((r.machine or {}).get("gpu") or {}).get("throttled_by") or ())
+        text += f"; {throttled} ran on a throttled GPU"
+        if reasons:
+            text += " (" + ", ".join(f"{name}: {n}" for name, n in reasons.most_common()) + ")"
+    return text

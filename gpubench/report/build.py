@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpubench import __version__, tables
-from gpubench.datasheet import datasheet_for
+from gpubench.datasheet import PEAK_TEXT, datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
 from gpubench.records import is_measurement
@@ -151,11 +151,13 @@ def _machine_table(env: dict[str, Any], ceilings: list[dict[str, Any]]) -> str:
         if found:
             disp, peaks = found
             sheet_rows.append([disp] + [f"{peaks[k]:g}" if k in peaks else "-"
-                                        for k in ("float64", "float32", "tf32", "bfloat16", "float16")]
+                                        for k in ("float64", "float64_tensor", "float32", "tf32", "bfloat16",
+                                                  "float16")]
                               + [f"{peaks.get('mem_gbps', 0):g}"])
     if sheet_rows:
         html_out += ("<h3>Datasheet peaks (vendor, dense; no program reaches them)</h3>" + table(
-            ["GPU", "FP64 TFLOP/s", "FP32", "TF32", "BF16", "FP16", "memory GB/s"], sheet_rows, cls="cases"))
+            ["GPU", "FP64 vector TFLOP/s", "FP64 tensor", "FP32", "TF32", "BF16", "FP16", "memory GB/s"], sheet_rows,
+            cls="cases"))
     return html_out
 
 
@@ -309,9 +311,10 @@ def _ceiling_rows(dc: analysis.DeviceCeilings, sheet: tuple | None) -> list[list
                      dc.methods.get("memory", "")])
     if sheet:
         name, peaks = sheet
-        for dtype in ("float64", "float32", "tf32", "bfloat16", "float16"):
+        for dtype in ("float64", "float64_tensor", "float32", "tf32", "bfloat16", "float16"):
             if dtype in peaks:
-                rows.append([name, f"peak {dtype}", f"{peaks[dtype]:g} TFLOP/s", "datasheet", "vendor, dense"])
+                what = PEAK_TEXT.get(dtype, dtype)
+                rows.append([name, f"peak {what}", f"{peaks[dtype]:g} TFLOP/s", "datasheet", "vendor, dense"])
         if peaks.get("mem_gbps"):
             rows.append([name, "memory bandwidth", f"{peaks['mem_gbps']:g} GB/s", "datasheet", "vendor"])
     return rows

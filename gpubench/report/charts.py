@@ -594,7 +594,10 @@ def roofline_figure(title: str, points: list[dict[str, Any]], roofs: dict[str, f
                            [max(ridge, lo / 10), max(hi, ridge * 3)], [peak, peak], "solid", grays[i % len(grays)]))
     if datasheet:
         bw = datasheet.get("mem_gbps")
+        from gpubench.datasheet import PEAK_TEXT, TENSOR_PEAKS
+
         shown = {p["compute_dtype"] for p in points}
+        shown |= {TENSOR_PEAKS[d] for d in shown if d in TENSOR_PEAKS}  # float64: vector and tensor-core roofs
         for dtype, tflops in sorted(datasheet.items(), key=lambda kv: -kv[1]):
             if dtype == "mem_gbps" or dtype not in shown:
                 continue
@@ -602,7 +605,8 @@ def roofline_figure(title: str, points: list[dict[str, Any]], roofs: dict[str, f
             ridge = peak / bw if bw else lo
             xs = [min(lo, ridge / 10), ridge, max(hi, ridge * 3)] if bw else [lo, hi]
             ys = [bw * xs[0], peak, peak] if bw else [peak, peak]
-            traces.append(line(f"{datasheet_name} {dtype} {tflops:g} TFLOP/s (datasheet)", xs, ys, "dot", "#b0b0b0"))
+            traces.append(line(f"{datasheet_name} {PEAK_TEXT.get(dtype, dtype)} {tflops:g} TFLOP/s (datasheet)", xs, ys,
+                               "dot", "#b0b0b0"))
     layout = base_layout(title, "arithmetic intensity (FLOP per byte moved)", "GFLOP/s", height=460)
     xs_all = [x for t in traces for x in t["x"]]
     layout["xaxis"].update(log_axis(xs_all, "number"))

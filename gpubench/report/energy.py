@@ -3,7 +3,9 @@
 Energy per call comes from each record's ``energy`` (NVML's total-energy counter for a GPU case,
 RAPL for a CPU case, read around the sampling window; see :mod:`gpubench.machine`). Where no case
 has it, the section is one line saying why (the most common reasons, with their counts). The
-section also says how many cases ran on a busy machine or a throttled GPU.
+section also says how many cases ran on a busy machine or a throttled GPU (and which reasons held
+the clock back), how many ran at the GPU's software power cap (normal under load, not flagged), and
+marks the energies read over a window too short for NVML's sensor (``approximate``, shown ≈).
 
 The energy speedup of an accelerator case is the CPU reference's joules per call divided by its
 own, with the same CPU reference as its time speedup (the fastest CPU backend of the run at the
@@ -35,6 +37,11 @@ def host_joules(row: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+def approximate(row: dict[str, Any]) -> bool:
+    """Whether a row's energy was read over a window too short for its counter (NVML under 2 s)."""
+    return bool((row.get("energy") or {}).get("approximate"))
+
+
 def _fmt_j(value: float | None) -> str:
     if value is None:
         return "-"
@@ -55,7 +62,9 @@ def energy_figure(rows: list[dict[str, Any]], title: str, colors: charts.Colors)
             "type": "scatter", "mode": "lines+markers", "name": plot_text(name),
             "x": [p["x"] for p in pts], "y": [joules(p) for p in pts],
             "text": [charts.hover(p, name, [f"{_fmt_j(joules(p))} per call ({p['energy'].get('source', '?')}, "
-                                            f"{p['energy'].get('watts', 0):.3g} W)"]) for p in pts],
+                                            f"{p['energy'].get('watts', 0):.3g} W)"]
+                                  + ([f"approximate: {p['energy']['approximate']}"] if approximate(p) else []))
+                     for p in pts],
             "hovertemplate": "%{text}<extra></extra>",
             "line": {"color": cs.color(pts[0]), "dash": cs.dash(pts[0]), "width": 2},
             "marker": {"symbol": cs.symbol(pts[0]), "size": 7},
@@ -93,7 +102,7 @@ def speedup_rows(runs: list[RunData]) -> list[list[str]]:
             rate = f"{r['bytes'] / 1e9 / joules(r):.3g} GB/J"
         out.append(([r["run_label"]] if multi else []) + [
             r["workload"], r["size"], r["dtype"], r["series"], f"{r['speedup_cpu']:.3g}×",
-            f"{energy_speedup:.3g}×", _fmt_j(joules(r)), _fmt_j(host_joules(r)),
+            f"{energy_speedup:.3g}×", ("≈ " if approximate(r) else "") + _fmt_j(joules(r)), _fmt_j(host_joules(r)),
             f"{_fmt_j(joules(cpu))} ({cpu['series']})", rate])
     return out
 
@@ -104,17 +113,38 @@ def _reasons(rows: list[dict[str, Any]]) -> str:
     return "; ".join(f"{reason} ({n} case{'s' if n > 1 else ''})" for reason, n in counts.most_common(3))
 
 
+def _gpu_state(row: dict[str, Any]) -> dict[str, Any]:
+    gpu = (row.get("machine") or {}).get("gpu")
+    return gpu if isinstance(gpu, dict) else {}
+
+
+def throttle_reasons(rows: list[dict[str, Any]]) -> Counter:
+    """How many ``throttled`` rows each clock-lowering reason held back (``hw_thermal_slowdown``: 2, ...)."""
+    counts: Counter = Counter()
+    for r in rows:
+        if "throttled" in (r.get("flags") or ()):
+            counts.update(_gpu_state(r).get("throttled_by") or ["reason not recorded"])
+    return counts
+
+
 def _machine_note(rows: list[dict[str, Any]]) -> str:
     ok = [r for r in rows if r["status"] == "ok"]
     busy = sum("busy" in (r.get("flags") or ()) for r in ok)
     throttled = sum("throttled" in (r.get("flags") or ()) for r in ok)
+    capped = sum(bool(_gpu_state(r).get("power_capped")) for r in ok)
     if not ok:
         return ""
     text = (f"{busy} of {len(ok)} measured cases ran on a busy machine (other processes took more than a quarter "
-            f"of a core while they were timed); {throttled} on a throttled GPU. ")
+            f"of a core while they were timed); {throttled} on a throttled GPU")
+    if throttled:
+        text += " (" + ", ".join(f"{name}: {n}" for name, n in throttle_reasons(ok).most_common()) + ")"
+    text += ". "
+    if capped:
+        text += (f"{capped} ran at the GPU's software power cap, the normal state of a loaded GPU: recorded, "
+                 "not flagged (throttled means thermal or hardware slowdown, power brake or sync boost). ")
     if busy or throttled:
         text += "Their times are not a property of the code alone: gpubench compare calls them inconclusive."
-    return f'<p class="note">{esc(text)}</p>'
+    return f'<p class="note">{esc(text.strip())}</p>'
 
 
 def energy_section(page: Any, runs: list[RunData], colors: charts.Colors) -> None:
@@ -145,6 +175,11 @@ def energy_section(page: Any, runs: list[RunData], colors: charts.Colors) -> Non
             "workload", "size", "dtype", "accelerator", "time speedup", "energy speedup", "J per call",
             "host J per call", "CPU reference J per call", "work per joule"]
         parts.append(table(headers, speed, "cases"))
+    rough = [r for r in measured if approximate(r)]
+    if rough:
+        parts.append(f'<p class="note">{len(rough)} of {len(measured)} energies (marked ≈) are approximate: '
+                     f"{esc(rough[0]['energy']['approximate'])}. A case sampled for 2 s or more reads it reliably "
+                     "(e.g. --budget 3 --target 0.001, so sampling runs its whole budget).</p>")
     missing = _reasons(rows)
     if missing:
         parts.append(f'<p class="note">Without energy: {esc(missing)}.</p>')

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpubench.datasheet import datasheet_for
+from gpubench.datasheet import datasheet_for, gemm_peak
 from gpubench.records import FLAGS, is_measurement
 from gpubench.report import analysis, charts
 from gpubench.report.html import esc, plot_text, table
@@ -244,8 +244,9 @@ def peaks(exp: Experiment, series: Series) -> list[Peak]:
     else:
         found = datasheet_for(rows[0].get("device_name") or "") if series.accelerator else None
         dtype = rows[0].get("compute_dtype") or exp.dtype
-        if found and found[1].get(dtype):
-            out.append(Peak(found[1][dtype] * 1000.0, f"compute {dtype}: datasheet {found[0]}", False))
+        peak = gemm_peak(found[1], dtype) if found else None  # the lecture's experiment is a matmul
+        if peak:
+            out.append(Peak(peak[0] * 1000.0, f"compute {dtype}: datasheet {found[0]}", False))
     dc = analysis.match_device(analysis.ceilings_by_device(exp.run.ceilings), rows[0])
     if dc is not None:
         dtype = rows[0].get("compute_dtype") or exp.dtype

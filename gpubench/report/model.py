@@ -137,7 +137,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
     ones), ``rate`` (GFLOP/s or GB/s by the workload's unit), ``metrics``,
     ``speedup_baseline`` (over the run's named baseline on the CPU), ``speedup_cpu`` and
     ``fastest_cpu`` (over the fastest CPU backend of the run at the same problem), ``label``, and the
-    record's ``energy`` and ``flags``.
+    record's ``energy``, ``machine`` and ``flags``.
     """
     env = run.environment or {}
     rows = base_rows(run, results)
@@ -148,6 +148,7 @@ def enrich(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
         row.update(case_modes(row["workload"], row["params"], row["dtype"]))
         row["metrics"] = res.metrics or {}
         row["energy"] = res.energy or {}
+        row["machine"] = res.machine or {}
         row["label"] = res.spec.label()
         row["implementation"] = res.spec.implementation
         row["series"] = res.spec.series

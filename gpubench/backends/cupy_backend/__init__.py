@@ -7,8 +7,11 @@ timed with CUDA events on its GPU's current stream (:class:`gpubench.harness.Dev
 CuPy imports without its CUDA libraries and finds a driver even when it cannot run a kernel: a
 ``cupy-cuda13x`` wheel without ``[ctk]`` (or the ``nvidia-*`` wheels) fails on its first cuBLAS or
 NVRTC call, and a driver older than the CUDA major CuPy was built for fails on the first kernel.
-:meth:`CupyBackend.load` probes all three, so such a machine skips CuPy cases with a reason that
-names the fix instead of failing every case as an error.
+Since CUDA 12.2 every kernel CuPy compiles also needs the CUDA runtime headers (``vector_types.h``,
+``cuda_fp16.h``): NVRTC loads without them and then fails every elementwise kernel. :meth:`CupyBackend.load`
+probes the driver and both libraries and then compiles and launches a trivial elementwise kernel,
+so such a machine skips CuPy cases with a reason that names the fix instead of failing every case
+as an error.
 
 Every case runs inside :meth:`CupyBackend.case_scope`: its GPU is the current device for the whole
 case, and CuPy's float32 cuBLAS compute type (TF32 or not, a process-global setting) is set for the
@@ -31,6 +34,11 @@ CUPY_DTYPES = ("float64", "float32", "float16")
 _DRIVER_ERRORS = ("cudaErrorInsufficientDriver", "cudaErrorNoDevice", "cudaErrorInitializationError",
                   "cudaErrorSystemDriverMismatch", "cudaErrorCompatNotSupportedOnDevice", "cudaErrorStubLibrary")
 
+
+#: The load probe's kernel: CuPy's elementwise path (its headers included) on one float32 array.
+PROBE_KERNEL = ("float32 x", "float32 y", "y = x + 1.0f", "gpubench_probe")
+#: NVRTC's words for a header it cannot find.
+_MISSING_HEADER = re.compile(r'cannot open source file "([^"]+)"')
 
 #: A shared library's file name in a loader's error text (``libcublasLt.so.13``, ``nvrtc64_120_0.dll``).
 _LIBRARY = re.compile(r"\b(lib[\w.+-]*?\.so(?:\.\d+)*|[\w.+-]+\.dll)\b")
@@ -75,7 +83,8 @@ def probe_cuda(cupy) -> int:
       CuPy was built for cannot run it (CUDA's minor-version compatibility covers minors only);
     * cuBLAS: ``cupy.cuda.cublas`` loads ``libcublas``/``libcublasLt`` on first access;
     * NVRTC: ``nvrtc.getVersion()`` loads ``libnvrtc`` (CuPy compiles every kernel with it);
-    * then the devices (``cudaGetDeviceCount``).
+    * then the devices (``cudaGetDeviceCount``);
+    * and a trivial elementwise kernel compiled and run on the first device (:func:`probe_kernel`).
     """
     runtime = cupy.cuda.runtime
     if getattr(runtime, "is_hip", False):
@@ -100,7 +109,7 @@ def probe_cuda(cupy) -> int:
     except (ImportError, OSError, RuntimeError) as exc:
         raise _missing_library("NVRTC", exc, major) from exc
     try:
-        return runtime.getDeviceCount()
+        count = runtime.getDeviceCount()
     except runtime.CUDARuntimeError as exc:
         text = str(exc)
         if "cudaErrorNoDevice" in text:
@@ -108,6 +117,36 @@ def probe_cuda(cupy) -> int:
         if any(code in text for code in _DRIVER_ERRORS):
             raise Unavailable("cupy: no CUDA driver found") from exc
         raise Unavailable(f"cupy: CUDA runtime error: {text.splitlines()[0]}") from exc
+    if count:
+        probe_kernel(cupy, major)
+    return count
+
+
+def probe_kernel(cupy, major: int) -> None:
+    """Compile (NVRTC, with CuPy's and CUDA's headers) and run a trivial elementwise kernel on device 0.
+
+    Raises :class:`Unavailable` naming the fix: the CUDA headers (``vector_types.h``, ``cuda_fp16.h``) that
+    CuPy's kernels include since CUDA 12.2 come with ``[ctk]``'s ``cuda-runtime`` wheel or a CUDA toolkit;
+    a driver too old for the PTX NVRTC wrote needs an update.
+    """
+    try:
+        with cupy.cuda.Device(0):
+            kernel = cupy.ElementwiseKernel(*PROBE_KERNEL)
+            out = cupy.asnumpy(kernel(cupy.zeros(4, dtype=cupy.float32)))
+    except Exception as exc:  # noqa: BLE001 - any failure here fails every CuPy kernel: a reason, not a crash
+        text = str(exc)
+        header = _MISSING_HEADER.search(text)
+        if header:
+            raise Unavailable(f"cupy: CUDA headers not found (NVRTC cannot open {header.group(1)}, which every "
+                              f"CuPy kernel includes) — {_library_fix(major)}") from exc
+        if "PTX" in text.upper() and "VERSION" in text.upper():
+            raise Unavailable(f"cupy: the NVIDIA driver is too old for the kernels this CUDA {major} NVRTC "
+                              f"compiles ({text.splitlines()[0][:160]}) — update the NVIDIA driver") from exc
+        first = text.strip().splitlines()[0][:200] if text.strip() else ""
+        raise Unavailable(f"cupy: a trivial kernel failed to compile or run ({type(exc).__name__}: {first})") \
+            from exc
+    if not np.array_equal(out, np.ones(4, np.float32)):
+        raise Unavailable(f"cupy: a trivial kernel returned {out.tolist()}, not [1, 1, 1, 1]")
 
 
 class StreamEvent:

@@ -60,6 +60,13 @@ def build(backend, spec, params, inputs, device):
         cupy.cuda.Device().synchronize()
         return dst.copy() if isinstance(dst, np.ndarray) else cupy.asnumpy(dst)
 
-    # src and dst stay referenced by the closures above, so their memory lives as long as the op.
-    return BoundOp(call=call, result=result, timer=backend.timer(device),
-                   metrics={"host_memory": params.get("memory", "device")})
+    # call() holds raw pointers only: the op holds the arrays, so their memory lives until close() (freed
+    # earlier, the source's memory would go back to CuPy's pool or the heap while call() still copies it).
+    buffers = [src, dst]
+
+    def close():
+        buffers.clear()
+
+    return BoundOp(call=call, result=result, timer=backend.timer(device), close=close,
+                   metrics={"host_memory": params.get("memory", "device")},
+                   blocks_host=params.get("memory") == "pageable")

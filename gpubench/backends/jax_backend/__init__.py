@@ -16,7 +16,14 @@ third-party backend.
   :meth:`JaxBackend.synchronize` blocks on it (``block_until_ready``). XLA runs one device's
   executions in dispatch order, so the last one finishing means all have. The clock is the host's
   ``perf_counter`` bracketed by that synchronization: it includes JAX's per-call dispatch cost
-  (a few microseconds), which back-to-back calls overlap with the device's work.
+  (a few microseconds), which back-to-back calls overlap with the device's work. On a GPU the
+  timer (:class:`DispatchTimer`) also reads the clock when the last call has been dispatched,
+  before the closing synchronization: the host's time per call beside the device's, so a case whose
+  device waited for dispatches is flagged ``launch_bound`` (:func:`gpubench.harness.launch_bound`).
+* **Cold cache on a GPU.** :meth:`JaxBackend.cache_flusher` adds one to every element of a donated
+  uint32 buffer twice the L2 (read from the CUDA driver, else the datasheet): a compiled, in-place
+  read-modify-write queued on the device like the case's own work, which the timer's opening
+  synchronization waits for.
 * **Precision.** float32 products and convolutions ask for ``Precision.HIGHEST``: on Ampere and
   later GPUs JAX's default float32 precision is TF32, and the float32 check is a float32 check.
   ``tf32 = true`` asks for the explicit ``TF32_TF32_F32`` dot algorithm instead.
@@ -34,7 +41,9 @@ third-party backend.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +67,36 @@ class DeviceSlot:
     def __init__(self, value: Any, dtype: str | None = None):
         self.value = value
         self.dtype = dtype
+
+
+class DispatchTimer:
+    """The synchronized host clock around ``number`` calls, which also notes when the last one was dispatched.
+
+    Returns synchronize → calls → synchronize on ``perf_counter``, like :class:`gpubench.harness.HostTimer`,
+    and leaves in ``last_host_s`` the seconds from the start to the return of the last call (JAX returns
+    from a call once it is queued): the host's issue time, which :func:`gpubench.harness.launch_bound`
+    compares with the whole.
+    """
+
+    name = "perf_counter"
+
+    def __init__(self, sync: Any, clock: Any = None):
+        self.sync = sync
+        self.clock = clock or time.perf_counter
+        self.last_host_s: float | None = None
+
+    def __call__(self, fn: Any, number: int) -> float:
+        sync, clock = self.sync, self.clock
+        it = itertools.repeat(None, number)
+        sync()
+        t0 = clock()
+        for _ in it:
+            fn()
+        issued = clock()
+        sync()
+        t1 = clock()
+        self.last_host_s = issued - t0
+        return t1 - t0
 
 
 class JaxBackend(Backend):
@@ -197,6 +236,47 @@ class JaxBackend(Backend):
         latest = self._latest.get(device.id)
         if latest is not None:
             self.jax.block_until_ready(latest)
+
+    def timer(self, device):
+        """On a GPU, the synchronized host clock that also notes the dispatch time (:class:`DispatchTimer`);
+        on the CPU, the synchronized host clock."""
+        if device.kind == "cuda":
+            return DispatchTimer(lambda: self.synchronize(device))
+        return super().timer(device)
+
+    def last_level_cache(self, device):
+        """A GPU's L2 from the CUDA driver (JAX does not report it), else its datasheet; the host's for the CPU."""
+        if device.kind != "cuda":
+            return super().last_level_cache(device)
+        from gpubench.cacheflush import gpu_l2_cache
+
+        return gpu_l2_cache(int(device.id.split(":")[1]), device.name)
+
+    def cache_flusher(self, device):
+        """On a GPU, ``buffer + 1`` over a donated uint32 buffer twice the L2, compiled (XLA updates it in place);
+        on the CPU, the host flusher."""
+        if device.kind != "cuda":
+            return super().cache_flusher(device)
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.ops import CacheFlusher
+
+        cache = self.last_level_cache(device)
+        if cache is None:
+            return None
+        jnp = self.jax.numpy
+        nbytes = flush_bytes(cache[0])
+        slot = DeviceSlot(self.jax.device_put(np.zeros(nbytes // 4, np.uint32), self.jax_device(device)))
+        bump = self.compile(lambda b: b + jnp.uint32(1), slot.value, donate=(0,))
+
+        def flush() -> None:
+            slot.value = self.keep(device, bump(slot.value))
+
+        def close() -> None:
+            slot.value = None
+
+        flush()  # compiled and first touched outside any timing
+        self.synchronize(device)
+        return CacheFlusher(flush, nbytes, cache[0], cache[1], close, buffer=slot)
 
     def compile(self, fn, *args, donate: tuple[int, ...] = (), static: dict[str, Any] | None = None):
         """``jax.jit(fn)`` lowered and compiled for ``args`` now (outside any timing); the executable."""

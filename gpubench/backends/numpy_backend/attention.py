@@ -56,12 +56,13 @@ def numpy_softmax(scores: np.ndarray, scale: float, causal: bool, q0: int) -> No
 
 
 def bind_attention(xp: Any, q: Any, k: Any, v: Any, causal: bool, softmax: Softmax, block_elems: int,
-                   do: Any = None) -> tuple[Callable[[], None], list[Any]]:
+                   do: Any = None, matmul: Callable[..., Any] | None = None) -> tuple[Callable[[], None], list[Any]]:
     """Return ``(call, outputs)``: blocked attention of B×H×S×D arrays, and the arrays it writes.
 
     ``outputs`` is ``[O]``, or ``[O, dQ, dK, dV]`` when ``do`` (the upstream gradient) is given.
     ``softmax(scores, scale, causal, q0)`` turns a contiguous G×R×n block of raw scores into
-    probabilities in place. ``block_elems`` bounds the elements of one score block.
+    probabilities in place. ``block_elems`` bounds the elements of one score block. ``matmul(a, b,
+    out=)`` runs every batched product (default ``xp.matmul``; CuPy's float16 passes its own).
     """
     b, h, s, d = q.shape
     bh = b * h
@@ -82,7 +83,7 @@ def bind_attention(xp: Any, q: Any, k: Any, v: Any, causal: bool, softmax: Softm
         delta = xp.empty((heads, rows, 1), dtype)
     blocks = [(h0, min(bh, h0 + heads), i0, min(s, i0 + rows))
               for h0 in range(0, bh, heads) for i0 in range(0, s, rows)]
-    matmul = xp.matmul
+    matmul = matmul or xp.matmul
 
     def call() -> None:
         if backward:

@@ -108,4 +108,5 @@ def build(backend, spec, params, inputs, device):
 
     memory = params.get("memory", "device")
     return BoundOp(call=call, result=result, timer=backend.timer(device), close=close,
-                   metrics={"host_memory": memory if direction != "d2d" else "device"})
+                   metrics={"host_memory": memory if direction != "d2d" else "device"},
+                   blocks_host=memory == "pageable")

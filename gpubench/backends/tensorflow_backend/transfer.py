@@ -49,4 +49,4 @@ def build(backend, spec, params, inputs, device):
         return last["dst"].numpy().copy()
 
     return BoundOp(call=call, result=result, timer=backend.timer(device),
-                   metrics={"host_memory": params.get("memory", "pageable")})
+                   metrics={"host_memory": params.get("memory", "pageable")}, blocks_host=True)

@@ -52,4 +52,5 @@ def build(backend, spec, params, inputs, device):
 
     return BoundOp(call=call, result=result, timer=backend.timer(device),
                    metrics={"host_memory": params.get("memory", "device"),
-                            "pinned": bool(direction != "d2d" and (src if direction == "h2d" else dst).is_pinned())})
+                            "pinned": bool(direction != "d2d" and (src if direction == "h2d" else dst).is_pinned())},
+                   blocks_host=params.get("memory") == "pageable")
