@@ -208,9 +208,11 @@ def test_report_section_draws_workers_against_samples_per_s():
     rows = []
     for workers, e2e in ((0, 100.0), (1, 180.0), (2, 190.0)):
         rows.append({"status": "ok", "run_label": "run 1", "run_id": 1, "run_index": 0, "series": "torch",
-                     "backend": "torch", "device": "cpu", "kind": "cpu", "size": "jpeg 256→224 small bs=32",
+                     "backend": "torch", "device": "cpu", "kind": "cpu", "size": "jpeg 256→224 small bs=32 workers=0",
                      "workload": "input_pipeline",
-                     "dtype": "float32", "params": {"num_workers": workers, "prefetch_factor": 2},
+                     "dtype": "float32",
+                     "params": {"num_workers": workers, "prefetch_factor": 2, "format": "jpeg", "image_size": 256,
+                                "crop": 224, "model": "small", "batch_size": 32},
                      "metrics": {"e2e_samples_per_s": e2e, "consume_samples_per_s": 200.0,
                                  "loader_samples_per_s": 150.0 * (workers + 1),
                                  "device_idle_fraction": 1 - e2e / 200, "data_wait_fraction": 0.1,

@@ -26,9 +26,13 @@ def _m(row: dict[str, Any], key: str) -> float | None:
 
 
 def problem(row: dict[str, Any]) -> str:
-    """What is trained on what, and where: the workload's size text and the device kind
-    (``jpeg 256→224 small bs=32 · cpu``)."""
-    return f"{row['size']} · {row['kind']}"
+    """What is trained on what, and where, without the loader's options: ``jpeg 256→224 small bs=32 · cpu``."""
+    p = row["params"]
+    if p.get("dataset") == "mnist":
+        data = "mnist"
+    else:
+        data = f"{p.get('format', 'jpeg')} {p.get('image_size')}→{p.get('crop')}"
+    return f"{data} {p.get('model')} bs={p.get('batch_size')} · {row['kind']}"
 
 
 def options(row: dict[str, Any]) -> str:
@@ -118,8 +122,9 @@ def cases_table(rows: list[dict[str, Any]], multi_run: bool) -> str:
     """Every case: its loader options, the three rates, the idle and wait fractions and the verdict."""
     body = []
     for r in sorted(rows, key=lambda r: (problem(r), r["series"], options(r), r["params"]["num_workers"])):
+        # problem() already names the device kind; the series names the backend
         body.append(([r["run_label"]] if multi_run else []) + [
-            r["series"], r["size"], r["params"]["num_workers"], options(r) or "-",
+            r["series"], problem(r), r["params"]["num_workers"], options(r) or "-",
             _rate(_m(r, "loader_samples_per_s")), _rate(_m(r, "consume_samples_per_s")),
             _rate(_m(r, "e2e_samples_per_s")), _pct(_m(r, "device_idle_fraction")),
             _pct(_m(r, "data_wait_fraction")), r["metrics"].get("verdict", "-")])

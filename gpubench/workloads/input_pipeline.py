@@ -326,14 +326,14 @@ class InputPipelineWorkload(Workload):
         """FLOPs of one training step (one batch): the end-to-end rate in GFLOP/s is the step's work rate."""
         return train_step_flops(params["model"], self.side(params), self.classes(params), params["batch_size"])
 
-    def bytes_moved(self, params, dtype):
-        """Bytes of one batch of samples as the step reads them (float32), the host→device copy on a GPU."""
+    def sample_bytes(self, params: dict[str, Any]) -> int:
+        """Bytes of one sample as the step reads it (float32). Not a memory-traffic count: the workload declares
+        no ``bytes_moved``, so a training step never lands on a roofline."""
         side = self.side(params)
-        channels = 1 if params["dataset"] == "mnist" else 3
-        return float(params["batch_size"] * channels * side * side * 4)
+        return (1 if params["dataset"] == "mnist" else 3) * side * side * 4
 
     def memory_bytes(self, params, dtype):
-        sample = self.bytes_moved(params, dtype) / params["batch_size"]
+        sample = self.sample_bytes(params)
         b = params["batch_size"]
         stored = 0 if params["dataset"] == "mnist" else params["images"] * params["image_size"] ** 2 * 3
         # the set (at most its raw size), the reference's float64 batches, batches in flight, the model.
