@@ -12,6 +12,13 @@ exactly, then the ranks' own warm-up and timed iterations. Rank 0 prints one lin
 nccl-tests (time, algbw, busbw) and records the run in the results store, so ``gpubench report``
 shows it beside single-node runs. Inside ``gpubench run`` the same cases start their ranks
 themselves instead (one machine).
+
+``--suite ddp`` runs the data-parallel training cases of ``suites/ddp.toml`` the same way (each
+problem once, with the job's world size as its rank count; rank 0 prints the time per step and the
+samples/s)::
+
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint node0:29500 \\
+        --rdzv-id gpubench-ddp -m gpubench.collective --suite ddp --device cuda
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from typing import Any
 
 from gpubench.errors import GpubenchError, UsageError
 
+#: The workloads whose one case spans the ranks of a process group.
+DISTRIBUTED = ("all_reduce", "all_gather", "broadcast", "ddp_training")
+
 #: Variables torchrun sets in every rank it starts.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -35,17 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="python -m gpubench.collective",
-        description="Collective benchmark (all_reduce, all_gather, broadcast) as the ranks of a torchrun job.",
+        description="Distributed benchmarks as the ranks of a torchrun job: collectives (all_reduce, all_gather, "
+                    "broadcast; --suite allreduce) and data-parallel training (ddp_training; --suite ddp).",
         epilog="Example: torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 "
                "--rdzv-id gpubench-ar -m gpubench.collective --device cuda")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda",
                    help="cuda: NCCL, one rank per GPU (LOCAL_RANK picks the GPU); cpu: gloo (default cuda)")
     p.add_argument("--op", action="append", metavar="NAME",
-                   help=f"only these collectives ({', '.join(COLLECTIVES)}; repeat or comma-separate)")
+                   help=f"only these workloads ({', '.join(COLLECTIVES)}, ddp_training; repeat or comma-separate)")
     p.add_argument("--bytes", action="append", metavar="N",
                    help="only these sizes in bytes (repeat or comma-separate; default: the suite's)")
     p.add_argument("--dtype", default="float32", help="float32 (default), float64, float16 or bfloat16")
-    p.add_argument("--suite", default="allreduce", help="suite whose cases to run (default allreduce)")
+    p.add_argument("--suite", default="allreduce",
+                   help="suite whose distributed cases to run (default allreduce; ddp for data-parallel training)")
     p.add_argument("--quick", action="store_true", help="the suite's quick sizes and a short time budget")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"process-group timeout: a collective that does not finish in S seconds fails "
@@ -62,32 +74,42 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def case_specs(args: argparse.Namespace, world: int, nodes: int) -> list:
-    """The suite's cases for ``args.device``, each with the job's rank count (and node count when > 1)."""
+    """The suite's distributed cases for ``args.device``, each with the job's rank count (and node count when > 1).
+
+    Collectives (``--suite allreduce``) take their sizes from the suite or ``--bytes``; ``ddp_training``
+    (``--suite ddp``) takes the suite's problems (model, global batch, image size) once each.
+    """
     from gpubench.records import CaseSpec
     from gpubench.spec import Filters, expand, load_suite
     from gpubench.workloads import get_workload
     from gpubench.workloads.collective import COLLECTIVES, DEFAULT_TIMEOUT_S
 
-    ops = _split(args.op) or list(COLLECTIVES)
+    suite = load_suite(args.suite)
+    base = expand(suite, Filters(backends=("torch",), devices=(args.device,)), quick=args.quick, check_memory=False)
+    present = [w for w in dict.fromkeys(s.workload for s in base) if w in DISTRIBUTED]
+    ops = _split(args.op) or present
     for op in ops:
-        if op not in COLLECTIVES:
-            raise UsageError(f"unknown collective {op!r} (known: {', '.join(COLLECTIVES)})")
+        if op not in DISTRIBUTED:
+            raise UsageError(f"unknown distributed workload {op!r} (known: {', '.join(DISTRIBUTED)})")
     try:
         sizes = [int(b) for b in _split(args.bytes)]
     except ValueError as exc:
         raise UsageError(f"--bytes takes whole numbers of bytes: {exc}") from exc
-    suite = load_suite(args.suite)
-    base = expand(suite, Filters(backends=("torch",), devices=(args.device,)), quick=args.quick, check_memory=False)
-    grid: dict[str, list[int]] = {}
+    grid: dict[str, list[dict[str, Any]]] = {}
     for spec in base:
+        if spec.workload not in ops:
+            continue
+        params = dict(spec.param_dict)
         if spec.workload in COLLECTIVES:
-            grid.setdefault(spec.workload, [])
-            if spec.param_dict["bytes"] not in grid[spec.workload]:
-                grid[spec.workload].append(spec.param_dict["bytes"])
+            params = {"bytes": params["bytes"]}
+        params["ranks"] = world
+        if params not in grid.setdefault(spec.workload, []):
+            grid[spec.workload].append(params)
+    if sizes:
+        grid.update({op: [{"bytes": size, "ranks": world} for size in sizes] for op in ops if op in COLLECTIVES})
     specs = []
     for op in ops:
-        for size in sizes or grid.get(op, []):
-            params: dict[str, Any] = {"bytes": size, "ranks": world}
+        for params in grid.get(op, []):
             if nodes > 1:
                 params["nodes"] = nodes
             if args.timeout != DEFAULT_TIMEOUT_S:
@@ -95,22 +117,29 @@ def case_specs(args: argparse.Namespace, world: int, nodes: int) -> list:
             params = get_workload(op).normalize_params(params)
             specs.append(CaseSpec.make(op, "torch", args.device, args.dtype, params, suite=suite.name))
     if not specs:
-        raise UsageError(f"no {args.device} collective cases in suite {suite.name!r} after filters")
+        raise UsageError(f"no {args.device} distributed cases in suite {suite.name!r} after filters")
     return specs
 
 
 def line(result) -> str:
-    """One result as a row like nccl-tests': size, dtype, time (µs), algbw and busbw (GB/s), status."""
+    """One result as a row like nccl-tests': size, dtype, time (µs), algbw and busbw (GB/s), status; for
+    ``ddp_training``: the problem, time per step and samples/s."""
     m = result.metrics or {}
-    size = result.spec.param_dict["bytes"]
+    p = result.spec.param_dict
+    what = f"{p['model']} b={p['global_batch']}" if result.spec.workload == "ddp_training" else str(p["bytes"])
     if result.status != "ok":
-        return f"{result.spec.workload:>10} {size:>12} {result.spec.dtype:>8}  {result.status}: {result.error}"
-    return (f"{result.spec.workload:>10} {size:>12} {result.spec.dtype:>8} {m['time_us']:>12.1f} "
+        return f"{result.spec.workload:>10} {what:>12} {result.spec.dtype:>8}  {result.status}: {result.error}"
+    if result.spec.workload == "ddp_training":
+        return (f"{result.spec.workload:>10} {what:>12} {result.spec.dtype:>8} {m['step_s'] * 1e6:>12.1f} "
+                f"{m['samples_per_s']:>10.1f} {'samples/s':>10}  ok")
+    return (f"{result.spec.workload:>10} {what:>12} {result.spec.dtype:>8} {m['time_us']:>12.1f} "
             f"{m['algbw_gbps']:>10.3f} {m['busbw_gbps']:>10.3f}  ok")
 
 
-def header() -> str:
-    """The column titles of :func:`line`."""
+def header(ddp: bool = False) -> str:
+    """The column titles of :func:`line` (for ``ddp_training`` cases when ``ddp``)."""
+    if ddp:
+        return f"{'workload':>12} {'problem':>12} {'type':>8} {'step (us)':>12} {'samples/s':>10}"
     return f"{'collective':>10} {'size (B)':>12} {'type':>8} {'time (us)':>12} {'algbw':>10} {'busbw':>10}  status"
 
 
@@ -158,7 +187,7 @@ def _main(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"# {world} ranks on {nodes} node{'s' if nodes > 1 else ''}, {comm_backend(args.device)}, "
                   f"profile {profile.name}; GB/s are 1e9 bytes/s", flush=True)
-            print(header(), flush=True)
+            print(header(all(s.workload == "ddp_training" for s in specs)), flush=True)
         results = []
         for spec in specs:
             result = run_case(spec, profile.settings)

@@ -87,3 +87,14 @@ def install_plugin(monkeypatch, root: Path, backends: dict[str, str], files: dic
     importlib.invalidate_caches()
     monkeypatch.setattr(backends_module, "_cache", {})
     return root
+
+
+@pytest.fixture
+def watch():
+    """A :class:`process_watch.ProcessWatch` over the test: ``watch.survivors()`` lists what it started and left."""
+    from process_watch import ProcessWatch
+
+    w = ProcessWatch()
+    with w:
+        yield w
+    w.kill_survivors()  # a failing test must not leave its processes running for the next one

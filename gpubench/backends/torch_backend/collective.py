@@ -127,7 +127,10 @@ class GroupSession(CollectiveSession):
 class SpawnedSession(CollectiveSession):
     """N rank processes started with ``torch.multiprocessing.start_processes``, driven over pipes."""
 
-    def __init__(self, torch, lay, seed, bound, dtype, device, timeout_s: float):
+    def __init__(self, torch, lay, seed, bound, dtype, device, timeout_s: float,
+                 bench: tuple[str, dict[str, Any]] | None = None, ranks: int | None = None):
+        """Launch the ranks of the collective ``lay``, or (``bench``, ``ranks``) ``ranks`` ranks that each build
+        ``bench`` (``("module:Class", kwargs)``, see :func:`~.collective_rank.make_bench`)."""
         import multiprocessing
 
         import torch.distributed as dist
@@ -135,7 +138,7 @@ class SpawnedSession(CollectiveSession):
 
         from gpubench.backends.torch_backend.collective_rank import comm_backend, spawned_rank
 
-        self.ranks = lay.ranks
+        self.ranks = ranks if bench is not None else lay.ranks
         self.timeout_s = float(timeout_s)
         self.clock = "cuda_event" if device.kind == "cuda" else "perf_counter"
         self.context = None
@@ -146,14 +149,14 @@ class SpawnedSession(CollectiveSession):
                                    wait_for_workers=False)
         try:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            cfg = {"parent_pid": os.getpid(), "host": "127.0.0.1", "port": self.store.port, "ranks": lay.ranks,
+            cfg = {"parent_pid": os.getpid(), "host": "127.0.0.1", "port": self.store.port, "ranks": self.ranks,
                    "layout": lay, "seed": seed, "bound": bound, "dtype": dtype, "device_kind": device.kind,
-                   "device_base": _device_index(device), "threads": max(1, cores // lay.ranks),
-                   "timeout_s": self.timeout_s}
-            pipes = [multiprocessing.get_context("spawn").Pipe() for _ in range(lay.ranks)]
+                   "device_base": _device_index(device), "threads": max(1, cores // self.ranks),
+                   "timeout_s": self.timeout_s, "bench": bench}
+            pipes = [multiprocessing.get_context("spawn").Pipe() for _ in range(self.ranks)]
             self.conns = [parent for parent, _ in pipes]
             self.context = tmp.start_processes(spawned_rank, args=(cfg, [child for _, child in pipes]),
-                                               nprocs=lay.ranks, join=False, start_method="spawn")
+                                               nprocs=self.ranks, join=False, start_method="spawn")
             for _, child in pipes:
                 child.close()
             infos = self._gather("launch", self.timeout_s + LAUNCH_ALLOWANCE_S)

@@ -55,106 +55,39 @@ def count_mismatches(torch: Any, buf: Any, table: Any) -> int:
     return wrong
 
 
-class CollectiveBench:
-    """One rank's buffers for one collective, with its verification and its timing loop.
+class RankBench:
+    """One rank's side of a case that spans a process group: verify once, then time iterations together.
 
-    The process group must be initialized. Buffers: all_reduce keeps the pristine input and a
-    working buffer (the collective sums in place, so every timed iteration starts from a fresh
-    copy, made outside the clock); all_gather a send buffer of ``S / n`` and an output of ``S``;
-    broadcast one buffer (root 0). The expected output is held as one period per segment
-    (:func:`~gpubench.workloads.collective.segments`), so a check is a block-wise comparison.
+    Subclasses set ``torch``, ``dist``, ``device``, ``rank``, ``world`` and ``cuda`` and implement
+    :meth:`verify`, :meth:`_run` (one iteration's work) and optionally :meth:`_prepare` (its inputs,
+    outside the clock) and :meth:`_after_timing` (a check of the last timed iteration).
     """
 
-    def __init__(self, torch: Any, lay: Layout, seed: int, bound: int, dtype: str, device: Any):
-        import torch.distributed as dist
+    torch: Any
+    dist: Any
+    device: Any
+    rank: int
+    world: int
+    cuda: bool
 
-        self.torch, self.dist, self.lay = torch, dist, lay
-        self.device = device
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        if self.world != lay.ranks:
-            raise RuntimeError(f"the process group has {self.world} ranks, the case asks for {lay.ranks}")
-        self.dtype = getattr(torch, dtype)
-        self.cuda = device.type == "cuda"
-
-        def on_device(table):  # integers the dtype holds exactly
-            return torch.from_numpy(table).to(device=device, dtype=self.dtype)
-
-        self.segments = [(start, length, on_device(table)) for start, length, table in segments(lay, seed, bound)]
-        mine = on_device(rank_table(seed, self.rank, bound))
-        empty = lambda n: torch.empty(n, dtype=self.dtype, device=device)  # noqa: E731
-        c = lay.collective
-        if c == "all_reduce":
-            self.src, self.buf = empty(lay.count), empty(lay.count)
-            fill_periodic(torch, self.src, mine)
-            self.out = self.buf
-        elif c == "all_gather":
-            self.send, self.out = empty(lay.send_count), empty(lay.count)
-            fill_periodic(torch, self.send, mine)
-        else:
-            self.buf = self.out = empty(lay.count)
-        # all_gather_single replaces all_gather_into_tensor from torch 2.13 (the older name warns there).
-        self.gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-        self.corrupt = _test_switch(CORRUPT_ENV, self.rank)
-        self.hang = _test_switch(HANG_ENV, self.rank)
+    def verify(self) -> Any:
+        """One verified run; its picklable result goes to the parent."""
+        raise NotImplementedError
 
     def _prepare(self) -> None:
-        """Inputs of one collective (outside any clock)."""
-        if self.lay.collective == "all_reduce":
-            self.buf.copy_(self.src)
+        """Inputs of one iteration (outside any clock)."""
 
     def _run(self) -> None:
-        c, dist = self.lay.collective, self.dist
-        if c == "all_reduce":
-            dist.all_reduce(self.buf, op=dist.ReduceOp.SUM)
-        elif c == "all_gather":
-            self.gather(self.out, self.send)
-        else:
-            dist.broadcast(self.buf, src=0)
+        raise NotImplementedError
+
+    def _after_timing(self) -> None:
+        """Raise when the last timed iteration went wrong."""
 
     def _barrier(self) -> None:
         if self.cuda:
             self.dist.barrier(device_ids=[self.device.index])
         else:
             self.dist.barrier()
-
-    def wrong_elements(self) -> int:
-        """Output elements that differ from the expected integers (exact; NaN is wrong)."""
-        return sum(count_mismatches(self.torch, self.out[start:start + length], table)
-                   for start, length, table in self.segments)
-
-    def checksum(self) -> float:
-        """Σ out[i]·(i mod 7 + 1) in float64: exact, every partial sum is an integer below 2**53."""
-        torch, total = self.torch, 0.0
-        for start in range(0, self.lay.count, CHUNK):
-            stop = min(start + CHUNK, self.lay.count)
-            idx = torch.arange(start, stop, dtype=torch.int64, device=self.device)
-            total += float(torch.dot(self.out[start:stop].to(torch.float64), (idx % 7 + 1).to(torch.float64)).item())
-        return total
-
-    # --- the two steps ------------------------------------------------------------------------
-    def verify(self) -> tuple[int, float]:
-        """One collective on fresh inputs, then the exact check: (wrong elements, output checksum).
-
-        Outputs start as NaN (on every rank but broadcast's root, whose buffer is the input), so
-        a collective that leaves an output untouched is wrong.
-        """
-        c = self.lay.collective
-        if c == "broadcast":
-            if self.rank == 0:
-                fill_periodic(self.torch, self.buf, self.segments[0][2])
-            else:
-                self.buf.fill_(float("nan"))
-        elif c == "all_gather":
-            self.out.fill_(float("nan"))
-        self._prepare()
-        while self.hang:  # test-only: a rank that never joins the collective
-            time.sleep(1.0)
-        self._run()
-        if self.cuda:
-            self.torch.cuda.synchronize(self.device)
-        if self.corrupt:  # test-only: a collective that delivered one wrong element
-            self.out[0] += 1
-        return self.wrong_elements(), self.checksum()
 
     def _agree(self, values: list[float]) -> list[float]:
         """Element-wise maximum of ``values`` over the ranks (every rank gets the same list)."""
@@ -216,12 +149,110 @@ class CollectiveBench:
                 if n >= s.max_samples or agreed[-1] >= s.budget_s:
                     break
             block = max(1, min(s.max_samples - n, max(2, n // 4)))
-        wrong = self.wrong_elements()  # the last timed collective must be right too
-        if wrong:
-            raise RuntimeError(f"rank {self.rank}: {wrong} wrong elements after the timed iterations")
+        self._after_timing()
         return {"samples": samples, "host_samples": hosts if self.cuda else [], "warmup_calls": calls,
                 "target_met": target_met, "elapsed_s": time.perf_counter() - t_start}
 
+
+class CollectiveBench(RankBench):
+    """One rank's buffers for one collective, with its verification and its timing loop.
+
+    The process group must be initialized. Buffers: all_reduce keeps the pristine input and a
+    working buffer (the collective sums in place, so every timed iteration starts from a fresh
+    copy, made outside the clock); all_gather a send buffer of ``S / n`` and an output of ``S``;
+    broadcast one buffer (root 0). The expected output is held as one period per segment
+    (:func:`~gpubench.workloads.collective.segments`), so a check is a block-wise comparison.
+    """
+
+    def __init__(self, torch: Any, lay: Layout, seed: int, bound: int, dtype: str, device: Any):
+        import torch.distributed as dist
+
+        self.torch, self.dist, self.lay = torch, dist, lay
+        self.device = device
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        if self.world != lay.ranks:
+            raise RuntimeError(f"the process group has {self.world} ranks, the case asks for {lay.ranks}")
+        self.dtype = getattr(torch, dtype)
+        self.cuda = device.type == "cuda"
+
+        def on_device(table):  # integers the dtype holds exactly
+            return torch.from_numpy(table).to(device=device, dtype=self.dtype)
+
+        self.segments = [(start, length, on_device(table)) for start, length, table in segments(lay, seed, bound)]
+        mine = on_device(rank_table(seed, self.rank, bound))
+        empty = lambda n: torch.empty(n, dtype=self.dtype, device=device)  # noqa: E731
+        c = lay.collective
+        if c == "all_reduce":
+            self.src, self.buf = empty(lay.count), empty(lay.count)
+            fill_periodic(torch, self.src, mine)
+            self.out = self.buf
+        elif c == "all_gather":
+            self.send, self.out = empty(lay.send_count), empty(lay.count)
+            fill_periodic(torch, self.send, mine)
+        else:
+            self.buf = self.out = empty(lay.count)
+        # all_gather_single replaces all_gather_into_tensor from torch 2.13 (the older name warns there).
+        self.gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+        self.corrupt = _test_switch(CORRUPT_ENV, self.rank)
+        self.hang = _test_switch(HANG_ENV, self.rank)
+
+    def _prepare(self) -> None:
+        """Inputs of one collective (outside any clock)."""
+        if self.lay.collective == "all_reduce":
+            self.buf.copy_(self.src)
+
+    def _run(self) -> None:
+        c, dist = self.lay.collective, self.dist
+        if c == "all_reduce":
+            dist.all_reduce(self.buf, op=dist.ReduceOp.SUM)
+        elif c == "all_gather":
+            self.gather(self.out, self.send)
+        else:
+            dist.broadcast(self.buf, src=0)
+
+    def _after_timing(self) -> None:
+        wrong = self.wrong_elements()  # the last timed collective must be right too
+        if wrong:
+            raise RuntimeError(f"rank {self.rank}: {wrong} wrong elements after the timed iterations")
+
+    def wrong_elements(self) -> int:
+        """Output elements that differ from the expected integers (exact; NaN is wrong)."""
+        return sum(count_mismatches(self.torch, self.out[start:start + length], table)
+                   for start, length, table in self.segments)
+
+    def checksum(self) -> float:
+        """Σ out[i]·(i mod 7 + 1) in float64: exact, every partial sum is an integer below 2**53."""
+        torch, total = self.torch, 0.0
+        for start in range(0, self.lay.count, CHUNK):
+            stop = min(start + CHUNK, self.lay.count)
+            idx = torch.arange(start, stop, dtype=torch.int64, device=self.device)
+            total += float(torch.dot(self.out[start:stop].to(torch.float64), (idx % 7 + 1).to(torch.float64)).item())
+        return total
+
+    # --- the two steps ------------------------------------------------------------------------
+    def verify(self) -> tuple[int, float]:
+        """One collective on fresh inputs, then the exact check: (wrong elements, output checksum).
+
+        Outputs start as NaN (on every rank but broadcast's root, whose buffer is the input), so
+        a collective that leaves an output untouched is wrong.
+        """
+        c = self.lay.collective
+        if c == "broadcast":
+            if self.rank == 0:
+                fill_periodic(self.torch, self.buf, self.segments[0][2])
+            else:
+                self.buf.fill_(float("nan"))
+        elif c == "all_gather":
+            self.out.fill_(float("nan"))
+        self._prepare()
+        while self.hang:  # test-only: a rank that never joins the collective
+            time.sleep(1.0)
+        self._run()
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+        if self.corrupt:  # test-only: a collective that delivered one wrong element
+            self.out[0] += 1
+        return self.wrong_elements(), self.checksum()
 
 def comm_backend(device_kind: str) -> str:
     """The torch.distributed backend of a device kind: gloo on the CPU, NCCL on CUDA."""
@@ -240,6 +271,18 @@ def rank_info(torch: Any, device: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a version is a nicety
             pass
     return info
+
+
+def make_bench(torch: Any, cfg: dict[str, Any], device: Any) -> RankBench:
+    """This rank's bench: ``cfg["bench"] = ("module:Class", kwargs)`` (built as ``Class(torch, device, **kwargs)``),
+    else the collective of ``cfg["layout"]``."""
+    if cfg.get("bench"):
+        import importlib
+
+        target, kwargs = cfg["bench"]
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(torch, device, **kwargs)
+    return CollectiveBench(torch, cfg["layout"], cfg["seed"], cfg["bound"], cfg["dtype"], device)
 
 
 def spawned_rank(local_rank: int, cfg: dict[str, Any], conns: list[Any]) -> None:
@@ -275,7 +318,7 @@ def spawned_rank(local_rank: int, cfg: dict[str, Any], conns: list[Any]) -> None
         kwargs = {"device_id": device} if device.type == "cuda" else {}
         dist.init_process_group(comm_backend(device.type), store=store, rank=local_rank,
                                 world_size=cfg["ranks"], timeout=timeout, **kwargs)
-        bench = CollectiveBench(torch, cfg["layout"], cfg["seed"], cfg["bound"], cfg["dtype"], device)
+        bench = make_bench(torch, cfg, device)
         reply("ok", rank_info(torch, device))
     except Exception:  # noqa: BLE001 - the parent turns it into the case's error
         reply("error", _last_line())
