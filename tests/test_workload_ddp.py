@@ -53,7 +53,7 @@ def test_flops_count_resnet18_as_torchvision_does():
 
 def test_resnet18_is_torchvisions():
     torch = pytest.importorskip("torch")
-    from gpubench.backends.torch_backend import nets
+    from gpubench.workloads import torch_nets as nets
 
     net = nets.build(torch, "resnet18", 1000)
     assert sum(p.numel() for p in net.parameters()) == 11_689_512  # torchvision resnet18's parameter count

@@ -89,7 +89,7 @@ def shard(batch: tuple[np.ndarray, np.ndarray], rank: int, ranks: int) -> tuple[
 
 def single_process_losses(torch: Any, params: dict[str, Any]) -> list[float]:
     """The global loss of each of the ``steps`` steps, trained in one process in float64 (see the module)."""
-    from gpubench.backends.torch_backend import nets
+    from gpubench.workloads import torch_nets as nets
 
     ranks, steps = params["ranks"], params["steps"]
     torch.manual_seed(params["seed"])

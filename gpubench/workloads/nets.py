@@ -1,9 +1,9 @@
 """Shapes and FLOP counts of the training models of the input-pipeline and data-parallel workloads.
 
-Framework-free: the backends build the models (:mod:`gpubench.backends.torch_backend.nets`), the
-workloads only count. FLOPs are 2 × multiply-adds of convolutions and dense layers (pooling,
-normalization and activations are left out, as is usual); a training step costs about three
-forward passes (the forward, and the backward's two products per layer).
+Framework-free: the models themselves are :mod:`gpubench.workloads.torch_nets`; this module only
+counts. FLOPs are 2 × multiply-adds of convolutions and dense layers (pooling, normalization and
+activations are left out, as is usual); a training step costs about three forward passes (the
+forward, and the backward's two products per layer).
 
 * ``cnn``: the MNIST workload's LeNet-style CNN on ``(1, 28, 28)`` digits;
 * ``small``: a small all-convolutional image classifier on ``(3, S, S)`` pictures: three

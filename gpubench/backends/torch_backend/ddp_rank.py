@@ -27,7 +27,7 @@ class DdpBench(RankBench):
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
-        from gpubench.backends.torch_backend import nets
+        from gpubench.workloads import torch_nets as nets
         from gpubench.workloads.ddp import CLASSES, batches, shard
 
         self.torch, self.dist, self.device = torch, dist, device

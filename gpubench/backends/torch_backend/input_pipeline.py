@@ -35,8 +35,8 @@ class TorchPipeline(PipelineSession):
     """A DataLoader over the case's stream and a model with its optimizer on the device."""
 
     def __init__(self, backend, spec, params, inputs, device):
-        from gpubench.backends.torch_backend import nets
         from gpubench.workloads import get_workload
+        from gpubench.workloads import torch_nets as nets
 
         torch = self.torch = backend.torch
         self.backend, self.device, self.params = backend, device, params

@@ -1,8 +1,12 @@
 """The training models of the input-pipeline and data-parallel workloads, as torch modules.
 
-Their FLOP counts are in :mod:`gpubench.workloads.nets`. ``resnet18`` is torchvision's ResNet-18
-(``BasicBlock``, layers ``[2, 2, 2, 2]``, batch normalization, the same initialization), defined
-here so that no torchvision (whose PyPI wheels pin one torch release each) is needed.
+They belong to the workloads (as the MNIST workload's shapes do): every torch op module builds them
+from here, and ``ddp_training``'s float64 single-process reference trains them on the CPU. The torch
+module is passed in, never imported here. Their FLOP counts are in :mod:`gpubench.workloads.nets`.
+
+``resnet18`` is torchvision's ResNet-18 (``BasicBlock``, layers ``[2, 2, 2, 2]``, batch normalization,
+the same initialization), defined here so that no torchvision (whose PyPI wheels pin one torch
+release each) is needed.
 """
 
 from __future__ import annotations
