@@ -23,7 +23,7 @@ LAYERS = (
     ("backends", ("gpubench.backends",)),
     ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
     ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
-    ("reading", ("gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
+    ("reading", ("gpubench.rows", "gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
     ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",
                "gpubench.collective")),
