@@ -29,14 +29,15 @@ def test_help_and_version():
 
 
 def _table_cells(text: str) -> list[list[str]]:
-    """The cells of a terminal table's body lines (columns are at least two spaces apart)."""
+    """The cells of the first terminal table in ``text``, cut at the columns its rule line marks."""
     lines = text.splitlines()
     rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
     body = []
     for line in lines[rule + 1:]:
         if not line.strip():
             break
-        body.append(re.split(r"\s{2,}", line.strip()))
+        body.append([line[a:b].strip() for a, b in spans])
     return body
 
 
