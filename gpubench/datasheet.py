@@ -1,6 +1,6 @@
 """Vendor datasheet peaks of well-known GPUs, shown beside the measured ceilings.
 
-Dense (no sparsity) figures from NVIDIA's product datasheets; H100 and H200 as in GUIDE.md §5.
+Dense (no sparsity) figures from NVIDIA's product datasheets; H100 and H200 as in docs/measurement.md §5.
 A datasheet peak is a ceiling no program reaches: good cuBLAS reaches 75–85 % of the tensor
 peak and a large copy 85–90 % of the memory peak. Values: TFLOP/s per dtype (``tf32`` is
 float32 on tensor cores; ``float8_e4m3fn``/``float8_e5m2`` are FP8 tensor-core products, given

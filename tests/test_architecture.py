@@ -1,4 +1,4 @@
-"""The package's shape: data flows one way (GUIDE.md §2). No import circle, no upward import.
+"""The package's shape: data flows one way (docs/measurement.md §1). No import circle, no upward import.
 
 Every ``import`` and ``from ... import`` of a ``gpubench`` module counts, at module level or inside
 a function (a lazy import is still a dependency). Each module belongs to one layer; a module may

@@ -45,7 +45,7 @@ CACHE_MODES = ("cold", "hot")
 TIMING = "timing"
 TIMING_DEFAULT = GPUBENCH
 
-#: Relative-error bound per dtype, before any size scaling (GUIDE.md §4).
+#: Relative-error bound per dtype, before any size scaling (docs/measurement.md §3).
 BASE_TOLERANCE = {"float64": 1e-13, "float32": 1e-5, "tf32": 1e-3, "float16": 1e-2, "bfloat16": 1e-2}
 
 
@@ -71,7 +71,7 @@ def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
 
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Uniform values in [-1, 1) that ``dtype`` represents exactly (never zeros: GUIDE.md §4)."""
+    """Uniform values in [-1, 1) that ``dtype`` represents exactly (never zeros: docs/measurement.md §3)."""
     x = rng.random(shape, dtype=np.float32 if dtype != "float64" else np.float64) * 2 - 1
     if dtype == "bfloat16":
         return round_to_bfloat16(x)
