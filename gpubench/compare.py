@@ -20,7 +20,8 @@ A case is *inconclusive*, never slower, faster or same, when:
 
 "same" is kept for a change below the threshold, significant or not.
 
-Pure Python: no SciPy needed.
+Beside its verdict, each case shows the new side's rate, speedup and flags as every other surface does (its
+row, :mod:`gpubench.rows`). Pure Python: no SciPy needed.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ Text rendering (tables, HTML, CSV cells) is not done here: the surfaces format t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,13 @@ def _rate_at(row: dict[str, Any], bound: str, seconds: float | None) -> float | 
     return work / seconds / 1e9 if work and seconds else None
 
 
+@functools.lru_cache(maxsize=256)
+def _on_datasheet(device_name: str) -> bool:
+    from gpubench.datasheet import datasheet_for
+
+    return datasheet_for(device_name) is not None
+
+
 def guard_row(row: dict[str, Any], by_device: dict[str, DeviceCeilings] | None = None,
               ceilings_run: int | None = None) -> None:
     """Hold an ``ok`` row against its ceilings, in place: ``implausible`` and ``above_ceiling`` join its
@@ -190,7 +198,6 @@ def guard_row(row: dict[str, Any], by_device: dict[str, DeviceCeilings] | None =
       h2d or d2h bandwidth; :func:`match_device`), flagged only when the rate at the slow end of the
       median's 95 % interval is still above them.
     """
-    from gpubench.datasheet import datasheet_for
     from gpubench.plausibility import Ceiling, judge, memory_bound_applies, physical_ceiling
 
     if row.get("status") != "ok" or not row.get("median_s"):
@@ -212,7 +219,7 @@ def guard_row(row: dict[str, Any], by_device: dict[str, DeviceCeilings] | None =
     recorded = metrics.get("physical_ceiling")
     if isinstance(recorded, dict) and {"name", "value", "unit", "source"} <= recorded.keys():
         ceiling = Ceiling(recorded["name"], float(recorded["value"]), recorded["unit"], recorded["source"])
-    elif datasheet_for(row.get("device_name") or ""):
+    elif _on_datasheet(row.get("device_name") or ""):
         ceiling = physical_ceiling(bound, device_name=row["device_name"], is_cpu=False, compute_dtype=compute_dtype,
                                    params=params, bytes_moved=row.get("bytes"), llc_bytes=metrics.get("llc_bytes"))
     else:
@@ -266,7 +273,8 @@ def _flags(result: CaseResult, n_samples: int) -> list[str]:
     return sorted(flags)
 
 
-def _row(run: RunInfo, r: CaseResult, env: dict[str, Any], units: dict[str, str]) -> dict[str, Any]:
+def _row(run: RunInfo, r: CaseResult, env: dict[str, Any], units: dict[str, str],
+         devices: dict[tuple[str, str], tuple[str, str]]) -> dict[str, Any]:
     spec = r.spec
     s = r.summary
     params = spec.param_dict
@@ -274,6 +282,9 @@ def _row(run: RunInfo, r: CaseResult, env: dict[str, Any], units: dict[str, str]
     if spec.workload not in units:
         units[spec.workload] = workload_unit(spec.workload)
     unit = units[spec.workload]
+    where = (spec.backend, spec.device)
+    if where not in devices:
+        devices[where] = (device_kind(env, *where), device_text(env, *where))
     med = s.median if s else None
     ok = r.status == "ok" and bool(med)
     gflops = r.flops / med / 1e9 if ok and r.flops else None
@@ -301,8 +312,7 @@ def _row(run: RunInfo, r: CaseResult, env: dict[str, Any], units: dict[str, str]
         "gb_per_joule": r.gb_per_joule, "energy_reason": r.energy_reason, "energy": r.energy or {},
         "machine": r.machine,
         # Where the case sits in the report: its device kind and text, its series and label, its x axis.
-        "kind": device_kind(env, spec.backend, spec.device),
-        "device_text": device_text(env, spec.backend, spec.device),
+        "kind": devices[where][0], "device_text": devices[where][1],
         "label": spec.label(), "series": spec.series, "run_label": run_label(run),
     }
     row.update(case_modes(spec.workload, params, spec.dtype))
@@ -364,7 +374,8 @@ def build_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str,
     calibration run they come from)."""
     env = run.environment or {}
     units: dict[str, str] = {}
-    rows = [_row(run, r, env, units) for r in results]
+    devices: dict[tuple[str, str], tuple[str, str]] = {}
+    rows = [_row(run, r, env, units, devices) for r in results]
     _speedups(rows, run.baseline)
     by_device = ceilings_by_device(ceilings or [])
     for row in rows:

@@ -74,7 +74,9 @@ def _glance(page: Page, runs: list[RunData]) -> None:
     named = esc(", ".join(b + ":cpu" for b in baselines) or "none")
     note = ("Speedup is the CPU case's median time divided by this case's median time, at the same workload, "
             "dtype and size. The headline compares with the <b>fastest CPU backend of the run</b>; the "
-            f"named baseline ({named}) is shown too.")
+            f"named baseline ({named}) is shown too. A TF32 or +copies case is compared with the same size's "
+            "plain CPU case; a cold-cache case with a cold-cache one. These are the figures "
+            "<code>gpubench show</code>, <code>export</code> and <code>compare</code> give too.")
     page.section("glance", "At a glance", f'{warn}<ul class="headlines">{items}</ul><p class="note">{note}</p>')
 
 
