@@ -20,7 +20,8 @@ A case is *inconclusive*, never slower, faster or same, when:
 
 "same" is kept for a change below the threshold, significant or not.
 
-Pure Python: no SciPy needed.
+Beside its verdict, each case shows the new side's rate, speedup and flags as every other surface does (its
+row, :mod:`gpubench.rows`). Pure Python: no SciPy needed.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from gpubench.envinfo import machine_key
-from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, is_measurement
+from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec
+from gpubench.rows import build_rows, is_a_measurement
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
-from gpubench.tables import fmt_time, render
+from gpubench.tables import fmt_rate, fmt_speedup, fmt_time, render
 
 LABELS = ("slower", "faster", "inconclusive", "same", "not comparable")
 
@@ -121,6 +124,9 @@ class CaseComparison:
     """(new median / base median − 1) × 100: positive means slower."""
     p_value: float | None = None
     reason: str = ""
+    base_row: dict[str, Any] | None = None
+    new_row: dict[str, Any] | None = None
+    """The two sides' rows (:mod:`gpubench.rows`): the rate, speedup and flags every other surface shows."""
 
 
 @dataclass
@@ -162,7 +168,7 @@ def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.
     base pooled from several runs, whose level is the median of the runs' medians)."""
     spec = new.spec
     for side, r in (("base", base), ("new", new)):
-        if r.status == "ok" and not is_measurement(r.flags):
+        if r.status == "ok" and not is_a_measurement(r):
             return CaseComparison(spec, "not comparable", base, new,
                                   reason=f"{side} run: {NOT_A_MEASUREMENT} (timed as in the lecture, without "
                                          "synchronization: never compared)")
@@ -228,23 +234,33 @@ def disturbance(base: CaseResult, new: CaseResult) -> str:
 
 def compare_runs(base_run: RunInfo, base_results: list[CaseResult], new_run: RunInfo,
                  new_results: list[CaseResult], threshold_pct: float = 5.0, alpha: float = 0.05,
-                 base_medians: dict[str, float] | None = None, base_text: str = "") -> Comparison:
+                 base_medians: dict[str, float] | None = None, base_text: str = "",
+                 base_rows: list[dict[str, Any]] | None = None,
+                 new_rows: list[dict[str, Any]] | None = None) -> Comparison:
     """Match two runs' cases by :meth:`CaseSpec.match_key` and label each (a case repeated in a run: last wins).
 
     ``base_medians`` (by match key) replace the base results' own medians (see :func:`history_base`).
+    ``base_rows`` and ``new_rows`` are the results' rows (:func:`gpubench.rows.read_runs`, in the results'
+    order), whose rate, speedup and flags the comparison shows; without them, rows are built without ceilings.
     """
-    base_by = {r.spec.match_key(): r for r in base_results}
-    new_by = {r.spec.match_key(): r for r in new_results}
+    base_rows = base_rows if base_rows is not None else build_rows(base_run, base_results)
+    new_rows = new_rows if new_rows is not None else build_rows(new_run, new_results)
+    base_by = {r.spec.match_key(): (r, row) for r, row in zip(base_results, base_rows)}
+    new_by = {r.spec.match_key(): (r, row) for r, row in zip(new_results, new_rows)}
     out = Comparison(base_run, new_run, threshold_pct, alpha, base_text=base_text)
-    for key, nr in new_by.items():
-        br = base_by.get(key)
-        if br is None:
-            out.cases.append(CaseComparison(nr.spec, "not comparable", None, nr, reason="only in the new run"))
+    for key, (nr, nrow) in new_by.items():
+        if key not in base_by:
+            c = CaseComparison(nr.spec, "not comparable", None, nr, reason="only in the new run")
         else:
-            out.cases.append(compare_results(br, nr, threshold_pct, alpha, (base_medians or {}).get(key)))
-    for key, br in base_by.items():
+            br, brow = base_by[key]
+            c = compare_results(br, nr, threshold_pct, alpha, (base_medians or {}).get(key))
+            c.base_row = brow
+        c.new_row = nrow
+        out.cases.append(c)
+    for key, (br, brow) in base_by.items():
         if key not in new_by:
-            out.cases.append(CaseComparison(br.spec, "not comparable", br, None, reason="only in the base run"))
+            out.cases.append(CaseComparison(br.spec, "not comparable", br, None, reason="only in the base run",
+                                            base_row=brow))
     order = {label: i for i, label in enumerate(LABELS)}
     out.cases.sort(key=lambda c: (order[c.label], -(abs(c.change_pct) if c.change_pct is not None else 0)))
     return out
@@ -309,13 +325,18 @@ def _size(spec: CaseSpec) -> str:
 
 def _row(c: CaseComparison) -> list[str]:
     s = c.spec
+    new = c.new_row or {}
     return [c.label, s.workload, _size(s), s.series, s.dtype,
             fmt_time(c.base.median_s if c.base else None), fmt_time(c.new.median_s if c.new else None),
             f"{c.change_pct:+.1f}%" if c.change_pct is not None else "-",
-            f"{c.p_value:.2g}" if c.p_value is not None else "-", c.reason[:90]]
+            f"{c.p_value:.2g}" if c.p_value is not None else "-",
+            fmt_rate(new), fmt_speedup(new.get("speedup")), " ".join(new.get("flags") or []) or "-", c.reason[:90]]
 
 
-HEADERS = ["result", "workload", "size", "backend", "dtype", "base median", "new median", "change", "p", "note"]
+#: Columns of a comparison; ``new rate``, ``new speedup`` and ``new flags`` are the new case's row
+#: (:mod:`gpubench.rows`), as ``show``, ``export`` and the report give them.
+HEADERS = ["result", "workload", "size", "backend", "dtype", "base median", "new median", "change", "p",
+           "new rate", "new speedup", "new flags", "note"]
 
 
 def summary_line(comparison: Comparison) -> str:
@@ -332,7 +353,7 @@ def format_table(comparison: Comparison) -> str:
             f"   new: run {comparison.new.id} ({comparison.new.suite}, {comparison.new.started_at})")
     if not comparison.cases:
         return head + "\nno cases to compare"
-    table = render(HEADERS, [_row(c) for c in comparison.cases], right=(5, 6, 7, 8))
+    table = render(HEADERS, [_row(c) for c in comparison.cases], right=(5, 6, 7, 8, 9, 10))
     return f"{head}\n{table}\n{summary_line(comparison)}"
 
 

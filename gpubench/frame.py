@@ -1,9 +1,10 @@
 """Stored results as a pandas DataFrame (``gpubench.load``): one row per case, for notebooks.
 
 Columns: every field of the export (:data:`gpubench.export.FIELDS`: ``run_id``, ``workload``,
-``implementation``, ``device``, ``dtype``, ``status``, ``median_s``, ``ci95_low_s``, ``gflops``,
-``speedup`` ...), then the run's ``label``, ``machine`` (host name) and the project's git
-``commit``/``branch``/``dirty`` when the run recorded them, then one column per parameter
+``implementation``, ``device``, ``dtype``, ``status``, ``median_s``, ``ci95_low_s``, ``rate``, ``gflops``,
+``speedup``, ``flags`` ..., the values of :mod:`gpubench.rows`, as ``export`` writes them), then the run's
+``label``, ``machine`` (host name) and the project's git ``commit``/``branch``/``dirty`` when the run
+recorded them, then one column per parameter
 (``m``, ``n``, ``k``, ``direction``; a parameter whose name a field already has, such as
 transfer's ``bytes``, becomes ``param_bytes``), then the workload's metrics flattened
 (``final_accuracy``, ``samples_per_s``; nested ones as ``a.b``; a name already taken becomes
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gpubench.export import FIELDS, result_rows
+from gpubench.export import FIELDS
+from gpubench.rows import read_runs, select_runs
 from gpubench.store import ResultStore, RunInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,25 +58,18 @@ def _run_columns(run: RunInfo) -> dict[str, Any]:
 
 
 def _select(store: ResultStore, run: Any) -> list[RunInfo]:
-    if run is None or run == "all":
-        return store.runs()
-    refs = [run] if isinstance(run, (str, int)) else list(run)
-    out: list[RunInfo] = []
-    for ref in refs:
-        info = store.run(ref)
-        if info.id not in {r.id for r in out}:
-            out.append(info)
-    return out
+    refs = None if run is None else [run] if isinstance(run, (str, int)) else list(run)
+    return select_runs(store, refs, default="all")
 
 
 def records(store: ResultStore, run: Any = "all") -> list[dict[str, Any]]:
     """The rows :func:`load` makes a DataFrame of, as plain dicts (no pandas needed)."""
     taken = set(FIELDS) | set(RUN_COLUMNS)
     rows = []
-    for info in _select(store, run):
-        extra = _run_columns(info)
-        for row in result_rows(info, store.results(info.id)):
-            out = {**row, **extra}
+    for read in read_runs(store, _select(store, run)):
+        extra = _run_columns(read.info)
+        for row in read.rows:
+            out = {**{k: row[k] for k in FIELDS}, **extra}
             for k, v in row["params"].items():
                 out[f"param_{k}" if k in taken else k] = v
             flat: dict[str, Any] = {}

@@ -124,7 +124,7 @@ LAUNCH_BOUND_RATIO = 0.95
 
 @dataclass(frozen=True)
 class HarnessSettings:
-    """Knobs of one measurement. Defaults follow GUIDE.md §4."""
+    """Knobs of one measurement. Defaults follow docs/measurement.md §2."""
 
     warmup_s: float = 0.1
     """Keep warming up until this much time was spent (after the first call)."""

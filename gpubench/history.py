@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.envinfo import machine_key
-from gpubench.records import CaseResult, CaseSpec, is_measurement
-from gpubench.stats import median_ci95
+from gpubench.records import CaseSpec
+from gpubench.rows import read_runs
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
 
 #: Penalty per step, in units of ln(n) of the weighted squared error (see the module docstring).
@@ -63,6 +63,12 @@ class Point:
     n_samples: int
     spec_hash: str
     flags: tuple[str, ...] = ()
+    """The row's flags (:mod:`gpubench.rows`), as every other surface shows them."""
+    rate: float | None = None
+    rate_unit: str = "gflops"
+    speedup: float | None = None
+    """Over the run's named CPU baseline (``baseline``), as every other surface shows it."""
+    baseline: str = ""
     outlier: bool = False
     """An odd run between agreeing neighbours: drawn, but left out of the fit."""
 
@@ -156,9 +162,9 @@ def collect(store: ResultStore, suite: str | None = None, case_filter: str | Non
             min_change: float = DEFAULT_MIN_CHANGE) -> list[CaseHistory]:
     """Every case's history in ``store`` (runs of ``suite`` only when given), with changes detected.
 
-    Calibration runs are left out unless ``suite`` is ``calibrate``. Only correct (``ok``) results
-    are points, and never one flagged ``not_a_measurement`` (the lecture's unsynchronized timing).
-    Histories are ordered by workload, then by the case's label.
+    Calibration runs are left out unless ``suite`` is ``calibrate``. Only measurements are points
+    (``row["measurement"]``, :mod:`gpubench.rows`: correct, and never the lecture's unsynchronized timing),
+    with their row's rate, speedup and flags. Histories are ordered by workload, then by the case's label.
     """
     series: dict[tuple, CaseHistory] = {}
     for run in store.runs():
@@ -170,15 +176,15 @@ def collect(store: ResultStore, suite: str | None = None, case_filter: str | Non
         machine = machine_key(env)
         code = code_of(run)
         label = run_point_label(run)
-        for result in store.iter_results(run.id):
-            if (result.status != "ok" or not result.samples or not is_measurement(result.flags)
-                    or not matches(result.spec, case_filter)):
+        (read,) = read_runs(store, [run])
+        for result, row in zip(read.results, read.rows):
+            if not row["measurement"] or not matches(result.spec, case_filter):
                 continue
             key = (machine, result.spec.match_key())
             hist = series.get(key)
             if hist is None:
                 hist = series[key] = CaseHistory(result.spec, str(env.get("hostname") or machine[1] or "machine"))
-            hist.points.append(_point(run, result, label, code))
+            hist.points.append(_point(run, row, label, code))
     out = list(series.values())
     for hist in out:
         hist.points.sort(key=lambda p: (p.started_at, p.run_id))
@@ -187,11 +193,10 @@ def collect(store: ResultStore, suite: str | None = None, case_filter: str | Non
     return out
 
 
-def _point(run: RunInfo, result: CaseResult, label: str, code: dict[str, Any]) -> Point:
-    xs = sorted(result.samples)
-    lo, hi = median_ci95(xs)
+def _point(run: RunInfo, row: dict[str, Any], label: str, code: dict[str, Any]) -> Point:
     return Point(run.id, run.started_at, label, code["commit"], code["branch"], code["dirty"],
-                 statistics.median(xs), lo, hi, len(xs), result.spec_hash, tuple(result.flags))
+                 row["median_s"], row["ci95_low_s"], row["ci95_high_s"], row["n_samples"], row["spec_hash"],
+                 tuple(row["flags"]), row["rate"], row["rate_unit"], row["speedup"], row["baseline"])
 
 
 # --- change detection --------------------------------------------------------------------------

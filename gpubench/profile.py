@@ -25,7 +25,7 @@ class RunProfile:
     settings: HarnessSettings
 
 
-#: Built-in profiles. ``default`` follows GUIDE.md §4; ``quick`` shows a suite's shape in seconds;
+#: Built-in profiles. ``default`` follows docs/measurement.md §2; ``quick`` shows a suite's shape in seconds;
 #: ``calibrate`` spends longer per case, since a ceiling is a number other results are held against.
 PROFILES = {
     "default": RunProfile("default", False, HarnessSettings()),

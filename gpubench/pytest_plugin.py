@@ -157,19 +157,10 @@ class GpubenchSession:
                                        "untimed": [r.to_dict() for r in self.untimed]}
 
 
-def _is_gpu(device) -> bool:
-    """A CUDA device, or an OpenCL device whose type says GPU (PoCL's CPU device is not one)."""
-    if device.kind == "cuda":
-        return True
-    if device.kind != "opencl":
-        return False
-    kind = str(device.details.get("type") or device.details.get("device_type") or "")
-    return "GPU" in kind.upper()
-
-
 def _probe(marker: str, backend_name: str | None) -> str | None:
     from gpubench.backends import backend_names, get_backend
     from gpubench.errors import GpubenchError, UsageError
+    from gpubench.ops import device_hardware
 
     kinds = MARKER_KINDS[marker]
     what = "GPU" if marker == "gpu" else f"{marker} device"
@@ -200,7 +191,9 @@ def _probe(marker: str, backend_name: str | None) -> str | None:
         except Exception as exc:  # noqa: BLE001 - a broken framework is a reason to skip, said plainly
             reasons.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
             continue
-        if any(_is_gpu(d) if marker == "gpu" else d.kind in kinds for d in devices):
+        # A GPU: CUDA, or a device whose hardware is one (an OpenCL GPU; PoCL's CPU device is not).
+        if any(d.kind == "cuda" or device_hardware(d) == "gpu" if marker == "gpu" else d.kind in kinds
+               for d in devices):
             return None
         reasons.append(f"{name}: no {what} found")
     return "; ".join(reasons)

@@ -17,17 +17,21 @@ def fmt_time(seconds: float | None) -> str:
 
 
 def fmt_rate(row: dict[str, Any]) -> str:
-    """The headline rate of a row: GFLOP/s (TFLOP/s when large) or GB/s, by the workload's unit."""
-    if row.get("gbps") and (row.get("unit") == "gbps" or not row.get("gflops")):
-        return f"{row['gbps']:.3g} GB/s"
-    if row.get("gflops"):
-        g = row["gflops"]
-        if g >= 1e6:
-            return f"{g / 1e6:.3g} PFLOP/s"
-        return f"{g / 1000:.3g} TFLOP/s" if g >= 1000 else f"{g:.3g} GFLOP/s"
-    if row.get("gbps"):
-        return f"{row['gbps']:.3g} GB/s"
-    return "-"
+    """A row's headline rate (:mod:`gpubench.rows`: ``rate`` in ``rate_unit``): GFLOP/s (TFLOP/s, PFLOP/s when
+    large) or GB/s; ``-`` without one."""
+    rate = row.get("rate")
+    if not rate:
+        return "-"
+    if row.get("rate_unit") == "gbps":
+        return f"{rate:.3g} GB/s"
+    if rate >= 1e6:
+        return f"{rate / 1e6:.3g} PFLOP/s"
+    return f"{rate / 1000:.3g} TFLOP/s" if rate >= 1000 else f"{rate:.3g} GFLOP/s"
+
+
+def fmt_speedup(value: float | None) -> str:
+    """``12.34×`` (``-`` for None): a speedup as every table shows it."""
+    return f"{value:.2f}×" if value is not None else "-"
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -141,11 +145,11 @@ def no_gpu_note(env: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
 
 
 def is_noisy(row: dict[str, Any]) -> bool:
-    """Whether an ok row is flagged noisy or busy (a one-sample case cannot be either)."""
+    """Whether a row is flagged noisy or busy (its flags: :mod:`gpubench.rows` never sets ``noisy`` on a
+    one-sample case, and a one-sample case is never busy enough to matter)."""
     if row.get("n_samples", 2) < 2:
         return False
-    flags = row.get("flags") or []
-    return any(f in flags for f in NOISE_FLAGS) or row.get("target_met") is False
+    return any(f in (row.get("flags") or []) for f in NOISE_FLAGS)
 
 
 def noise_note(env: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
@@ -180,18 +184,34 @@ def ci_text(row: dict[str, Any]) -> str:
     return f"±{half:.1f}%"
 
 
-def shown_flags(row: dict[str, Any]) -> list[str]:
-    """The flags a row shows: ``noisy`` first when :func:`is_noisy` says so (never on a one-sample case),
-    then the others (``busy``, ``launch_bound``, ``above_ceiling`` ...)."""
-    flags = [f for f in row.get("flags") or [] if f != "noisy"]
-    return (["noisy"] if is_noisy(row) else []) + flags
-
-
 def note_text(row: dict[str, Any], limit: int = 70) -> str:
     """The note of a row: its error when not ok, else its flags (``noisy``, ``above_ceiling`` ...)."""
     if row["status"] != "ok":
         return row["error"][:limit]
-    return " ".join(shown_flags(row))
+    return " ".join(row.get("flags") or [])
+
+
+def flag_note(row: dict[str, Any], detail: bool = False) -> str:
+    """A row's flags as one note (``launch_bound, noisy``); with ``detail``, what each one means for this row."""
+    flags = list(row.get("flags") or ())
+    if not detail:
+        return ", ".join(flags)
+    metrics = row.get("metrics") or {}
+    out = []
+    for flag in flags:
+        broke = metrics.get(flag) if flag in ("implausible", "above_ceiling") else None
+        if isinstance(broke, dict) and broke.get("value"):
+            out.append(f"{flag}: {broke.get('rate', 0):.4g} > {broke.get('name', '')} {broke['value']:.4g} "
+                       f"{broke.get('unit', '')} ({broke.get('source', '')})")
+        elif flag == "noisy":
+            out.append("noisy: CI target not met")
+        elif flag == "launch_bound":
+            out.append("launch_bound: host time per call ≥ device time")
+        elif flag == "throttled" and ((row.get("machine") or {}).get("gpu") or {}).get("throttled_by"):
+            out.append("throttled: " + ", ".join(row["machine"]["gpu"]["throttled_by"]))
+        else:
+            out.append(flag)
+    return "; ".join(out)
 
 
 def _is_training(row: dict[str, Any]) -> bool:
@@ -208,28 +228,25 @@ def _num(value: Any, fmt: str = "{:.3g}") -> str:
 
 
 def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None = None) -> str:
-    """The summary of a run (rows from :func:`gpubench.export.result_rows`): a table of the measured cases
+    """The summary of a run (rows from :func:`gpubench.rows.build_rows`): a table of the measured cases
     (training cases in their own table with accuracy and samples/s), then one line per backend and reason
     for the skipped ones, and notes on a machine without a GPU and on noise."""
-    from gpubench.workloads import size_text
-
     env = environment
     kernel, training = [], []
     for r in rows:
         if r["status"] == "skipped":
             continue
-        size = size_text(r["workload"], r["params"])
-        device = device_text(env, r["backend"], r["device"])
-        speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "-"
+        speed = fmt_speedup(r["speedup"])
         if _is_training(r):
             m = r.get("metrics") or {}
-            training.append([r["workload"], size, r["implementation"], device, r["dtype"], r["status"],
-                             fmt_time(r["median_s"]), ci_text(r), _num(m.get("final_accuracy"), "{:.4f}"),
+            training.append([r["workload"], r["size"], r["implementation"], r["device_text"], r["dtype"],
+                             r["status"], fmt_time(r["median_s"]), ci_text(r),
+                             _num(m.get("final_accuracy"), "{:.4f}"),
                              _num(m.get("time_to_target_s"), "{:.3g} s") if m.get("time_to_target_s") is not None
                              else ("not reached" if r["status"] == "ok" else "-"),
                              _num(m.get("samples_per_s"), "{:,.0f}"), speed, note_text(r)])
         else:
-            kernel.append([r["workload"], size, r["implementation"], device, r["dtype"], r["status"],
+            kernel.append([r["workload"], r["size"], r["implementation"], r["device_text"], r["dtype"], r["status"],
                            fmt_time(r["median_s"]), ci_text(r), fmt_rate(r), speed, note_text(r)])
     out = []
     if kernel:

@@ -3,7 +3,7 @@
 The course notes time a 5000×5000 float32 product as ``timeit.Timer("tensorflow.matmul(A, B)").repeat(10, 1)``
 and report 0.02 s, "≈ 175×" NumPy. On a GPU ``tf.matmul`` returns as soon as the work is queued, so that clock
 measured the launch. The ``lecture`` suite times every case three ways, side by side, so the mistake can be
-watched (the case's ``timing`` mode, :data:`gpubench.workloads.base.TIMINGS`):
+watched (the case's ``timing`` mode, :data:`TIMINGS`):
 
 1. ``lecture``: :func:`time_as_in_the_lecture`. ``timeit``, one call per repeat, ten repeats, no
    synchronization: the clock is ``unsynchronized`` and the record is flagged ``not_a_measurement``. On a
@@ -27,14 +27,19 @@ from collections.abc import Callable
 
 from gpubench.harness import Measurement
 
+#: The timing modes (a case's ``timing`` parameter, :func:`gpubench.workloads.base.timing_param`), named here once:
+#: ``lecture`` (way 1), ``host_sync`` (way 2) and ``gpubench`` (way 3, the harness; the default).
+LECTURE, HOST_SYNC, GPUBENCH = "lecture", "host_sync", "gpubench"
+TIMINGS = (LECTURE, HOST_SYNC, GPUBENCH)
+#: The timing modes measured here rather than by the harness.
+NAIVE_TIMINGS = (LECTURE, HOST_SYNC)
+
 #: The lecture's ``repeat(10, 1)``: ten repeats of one call each (the ``host_sync`` way takes as many).
 LECTURE_REPEATS = 10
 #: The clock of the lecture's way (:data:`gpubench.records.CLOCKS`).
 UNSYNCHRONIZED = "unsynchronized"
 #: The host clock of the ``host_sync`` way.
 HOST_CLOCK = "perf_counter"
-#: The timing modes measured here rather than by the harness.
-NAIVE_TIMINGS = ("lecture", "host_sync")
 
 
 def _positive(seconds: float) -> float:
@@ -74,11 +79,11 @@ def measure_naive(timing: str, fn: Callable[[], object], sync: Callable[[], obje
                   repeats: int = LECTURE_REPEATS, clock: Callable[[], float] = time.perf_counter) -> Measurement:
     """Way 1 (``lecture``) or way 2 (``host_sync``) of ``fn``. After way 1 the device's queue is drained, outside
     any timing, so the work it left queued never spills into whatever runs next."""
-    if timing == "lecture":
+    if timing == LECTURE:
         try:
             return time_as_in_the_lecture(fn, repeats, clock)
         finally:
             sync()
-    if timing == "host_sync":
+    if timing == HOST_SYNC:
         return time_host_synchronized(fn, sync, repeats, clock)
     raise ValueError(f"unknown naive timing {timing!r} (known: {', '.join(NAIVE_TIMINGS)})")

@@ -1,4 +1,4 @@
-"""The package's shape: data flows one way (GUIDE.md §2). No import circle, no upward import.
+"""The package's shape: data flows one way (docs/measurement.md §1). No import circle, no upward import.
 
 Every ``import`` and ``from ... import`` of a ``gpubench`` module counts, at module level or inside
 a function (a lazy import is still a dependency). Each module belongs to one layer; a module may
@@ -23,7 +23,7 @@ LAYERS = (
     ("backends", ("gpubench.backends",)),
     ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
     ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
-    ("reading", ("gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
+    ("reading", ("gpubench.rows", "gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
     ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",
                "gpubench.collective")),

@@ -141,7 +141,7 @@ def test_case_record_carries_host_samples_and_the_flag():
 
 
 def test_export_row_has_host_median_and_table_note_shows_flags():
-    from gpubench.export import result_rows
+    from gpubench.rows import build_rows
     from gpubench.store import RunInfo
     from gpubench.tables import results_table
 
@@ -150,10 +150,10 @@ def test_export_row_has_host_median_and_table_note_shows_flags():
     result = saxpy_path().finish(Measurement(m.samples, m.number, "cuda_event", False, 3, 0.1,
                                              host_samples=m.host_samples))
     run = RunInfo(1, "2026-01-01T00:00:00+00:00", None, "complete", "t", "", "numpy", "", {}, {})
-    row = result_rows(run, [result])[0]
+    row = build_rows(run, [result])[0]
     assert row["host_median_s"] == pytest.approx(5e-6)
     assert row["flags"] == ["launch_bound", "noisy"]
-    assert "noisy launch_bound" in results_table([row])
+    assert "launch_bound noisy" in results_table([row])
 
 
 def test_opencl_event_timer_reads_the_host_clock_around_the_enqueues():

@@ -279,7 +279,7 @@ def test_way_1_above_a_cpu_whose_clock_is_hidden_is_flagged_too(monkeypatch):
 
 
 def test_the_read_time_guard_flags_way_1_without_a_recorded_ceiling():
-    from gpubench.export import guard_row
+    from gpubench.rows import guard_row
 
     row = {"status": "ok", "median_s": 20e-6, "workload": "matmul", "dtype": "float32", "device": "cuda:0",
            "device_name": GPU_NAME, "params": {"m": 5000, "n": 5000, "k": 5000, "timing": "lecture"},
@@ -301,10 +301,10 @@ def lecture_store(tmp_path):
 
 
 def test_export_and_tables_give_way_1_no_speedup(lecture_store):
-    from gpubench.export import result_rows
+    from gpubench.rows import build_rows
 
     store, gpu, _ = lecture_store
-    rows = result_rows(store.run(str(gpu)), store.results(gpu))
+    rows = build_rows(store.run(str(gpu)), store.results(gpu))
     for r in rows:
         timing = r["params"].get("timing", "gpubench")
         if timing == "lecture":
@@ -325,7 +325,7 @@ def test_the_report_model_never_uses_way_1_as_a_reference_or_a_speedup(lecture_s
     for run in runs:
         for r in run.rows:
             if "not_a_measurement" in r["flags"]:
-                assert r["speedup_cpu"] is None and r["speedup_baseline"] is None
+                assert r["speedup_cpu"] is None and r["speedup"] is None
             elif r["status"] == "ok":
                 assert "timing=lecture" not in r["fastest_cpu"]
                 ref_timing = r["params"].get("timing", "gpubench")
@@ -481,5 +481,6 @@ def test_a_noisy_speedup_is_never_quoted_as_a_ratio():
 def test_rates_of_a_launch_read_in_pflops():
     from gpubench.tables import fmt_rate
 
-    assert fmt_rate({"gflops": 1.67e7}) == "16.7 PFLOP/s"
-    assert fmt_rate({"gflops": 4.5e4}) == "45 TFLOP/s" and fmt_rate({"gflops": 167.5}) == "168 GFLOP/s"
+    assert fmt_rate({"rate": 1.67e7, "rate_unit": "gflops"}) == "16.7 PFLOP/s"
+    assert fmt_rate({"rate": 4.5e4, "rate_unit": "gflops"}) == "45 TFLOP/s"
+    assert fmt_rate({"rate": 167.5, "rate_unit": "gflops"}) == "168 GFLOP/s"

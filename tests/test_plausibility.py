@@ -202,15 +202,15 @@ RUN = RunInfo(1, "2026-01-01T00:00:00+00:00", None, "complete", "t", "", "numpy"
 
 
 def test_export_rows_flag_above_the_measured_ceiling_only_beyond_the_interval():
-    from gpubench.export import result_rows
     from gpubench.records import CaseResult
+    from gpubench.rows import build_rows
 
     spec = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 1 << 24})
     nbytes = 3 * 4 * (1 << 24)
     ceilings = [{"device": "cpu", "kind": "mem_bw", "dtype": "", "value": 20.0, "unit": "GB/s",
                  "method": "saxpy n=33554432 via numpy"}]
     fast = CaseResult(spec, "ok", samples=(nbytes / 30e9,) * 9, bytes=float(nbytes), metrics={"llc_bytes": 32 << 20})
-    row = result_rows(RUN, [fast], ceilings, 7)[0]
+    row = build_rows(RUN, [fast], ceilings, 7)[0]
     assert row["flags"] == ["above_ceiling"]
     assert row["metrics"]["above_ceiling"]["value"] == 20.0
     assert row["metrics"]["above_ceiling"]["source"].startswith("measured, calibration run 7: saxpy")
@@ -218,21 +218,22 @@ def test_export_rows_flag_above_the_measured_ceiling_only_beyond_the_interval():
     # Median above the ceiling, but the slow end of its interval is not: no flag.
     spread = tuple(nbytes / r for r in (15e9, 16e9, 18e9, 19e9, 21e9, 22e9, 23e9, 24e9, 25e9))
     near = CaseResult(spec, "ok", samples=spread, bytes=float(nbytes), metrics={"llc_bytes": 32 << 20})
-    assert result_rows(RUN, [near], ceilings, 7)[0]["flags"] == []
+    assert build_rows(RUN, [near], ceilings, 7)[0]["flags"] == []
     # Hot and small: runs from cache, never held against memory bandwidth.
     small = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 65536, "cache": "hot"})
     hot = CaseResult(small, "ok", samples=(1e-6,) * 9, bytes=3 * 4 * 65536.0, metrics={"llc_bytes": 32 << 20})
-    assert result_rows(RUN, [hot], ceilings, 7)[0]["flags"] == []
+    assert build_rows(RUN, [hot], ceilings, 7)[0]["flags"] == []
 
 
 def test_an_old_record_on_a_known_gpu_is_judged_by_its_datasheet_when_read():
-    from gpubench.export import flag_note, result_rows
     from gpubench.records import CaseResult
+    from gpubench.rows import build_rows
+    from gpubench.tables import flag_note
 
     spec = CaseSpec.make("matmul", "torch", "cuda:0", "float32", {"m": 8192, "n": 8192, "k": 8192})
     flops = 2.0 * 8192**3
     old = CaseResult(spec, "ok", samples=(flops / 200e12,) * 7, flops=flops, device_name=H100)
-    row = result_rows(RUN, [old])[0]
+    row = build_rows(RUN, [old])[0]
     assert row["flags"] == ["implausible"]
     assert row["metrics"]["implausible"]["value"] == 67_000.0
     assert "implausible: 2e+05 > compute float32 6.7e+04 GFLOP/s (datasheet H100 SXM)" == flag_note(row, detail=True)
@@ -286,7 +287,7 @@ def test_export_show_and_report_name_the_flags(cli, flagged_store, tmp_path):
 
 
 def test_flags_table_note_for_every_flag():
-    from gpubench.export import flag_note
+    from gpubench.tables import flag_note
 
     row = {"flags": ["implausible", "launch_bound", "noisy"], "target_met": False,
            "metrics": {"implausible": {"name": "host link", "value": 63.0, "unit": "GB/s", "source": "PCIe gen5 x16",

@@ -129,7 +129,7 @@ def test_energy_view_marks_short_windows_and_names_what_throttled(tmp_path):
 
 
 def test_flag_note_names_the_reasons_that_throttled_a_case():
-    from gpubench.export import flag_note
+    from gpubench.tables import flag_note
 
     gpu = {"throttle": ["sw_power_cap", "hw_thermal_slowdown", "sync_boost"],
            "throttled_by": ["hw_thermal_slowdown", "sync_boost"]}

@@ -33,7 +33,19 @@ def test_small_samples_fall_back_to_range():
 
 
 def test_relative_ci_halfwidth():
-    s = summarize([1.0] * 20)
-    assert s.rel_ci_halfwidth == 0.0
+    # 1..20 in a shuffled order: n = 20 puts the interval at the 5th and 16th order statistics (5.0 and 16.0)
+    # around the median 10.5, so half the interval over the median is 5.5 / 10.5.
+    xs = [float(x) for x in (7, 19, 3, 12, 1, 16, 9, 20, 5, 14, 2, 18, 11, 6, 15, 4, 13, 8, 17, 10)]
+    s = summarize(xs)
+    assert (s.ci95_low, s.median, s.ci95_high) == (5.0, 10.5, 16.0)
+    assert s.rel_ci_halfwidth == pytest.approx(5.5 / 10.5)
+    # Relative: the same shape in microseconds gives the same width.
+    assert summarize([x * 1e-6 for x in xs]).rel_ci_halfwidth == pytest.approx(5.5 / 10.5)
+    # A skewed sample: the interval is asymmetric, the half-width is half its length.
+    skew = summarize([1.0] * 10 + [2.0] * 5 + [10.0] * 5)
+    assert (skew.ci95_low, skew.median, skew.ci95_high) == (1.0, 1.5, 10.0)
+    assert skew.rel_ci_halfwidth == pytest.approx(3.0)
+    assert summarize([1.0] * 20).rel_ci_halfwidth == 0.0
+    assert summarize([0.0, 0.0, 0.0]).rel_ci_halfwidth == math.inf  # no median to be relative to
     with pytest.raises(ValueError):
         summarize([])

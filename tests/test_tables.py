@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_gpubench  # noqa: E402
 from synthetic_results import environment, samples  # noqa: E402
 
-from gpubench.export import result_rows  # noqa: E402
 from gpubench.progress import Progress  # noqa: E402
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
+from gpubench.rows import build_rows  # noqa: E402
 from gpubench.store import RunInfo  # noqa: E402
 from gpubench.tables import device_text, has_gpu, results_table  # noqa: E402
 
@@ -112,7 +112,7 @@ def test_table_collapses_skips_names_pocl_and_says_there_is_no_gpu():
     results = [ok(spec("numpy", "cpu")), ok(spec("opencl", "opencl", variant="blocked"))]
     results += [skipped(spec("torch", "cuda", 64 * i), "torch: no cuda device found") for i in range(1, 4)]
     results += [skipped(spec("cupy", "cuda", 64 * i), "cupy: no CUDA driver found") for i in range(1, 5)]
-    text = results_table(result_rows(run_info(env), results), env)
+    text = results_table(build_rows(run_info(env), results), env)
     assert "skipped  " not in text and " skipped " not in text.split("\n\n")[0]  # no skipped rows in the table
     assert "3 torch cases skipped: no cuda device found" in text
     assert "4 cupy cases skipped: no CUDA driver found" in text
@@ -125,7 +125,7 @@ def test_no_gpu_note_only_without_a_gpu():
     env = environment("h", gpu=True)
     assert has_gpu(env)
     results = [ok(spec("numpy", "cpu")), skipped(spec("cupy", "cuda"), "cupy: not installed — pip install x")]
-    text = results_table(result_rows(run_info(env), results), env)
+    text = results_table(build_rows(run_info(env), results), env)
     assert "no GPU" not in text and "1 cupy case skipped: not installed" in text
     assert not has_gpu(cpu_env())
     gpu_opencl = dict(POCL, hardware="gpu")
@@ -146,11 +146,11 @@ def test_device_text():
 def test_noise_banner_with_load_and_one_run_cases():
     env = cpu_env(load_avg=[1.93, 1.2, 0.8])
     results = [ok(spec("numpy", "cpu", 64 * i), target_met=False) for i in range(1, 4)] + [ok(spec("torch", "cpu"))]
-    text = results_table(result_rows(run_info(env), results), env)
+    text = results_table(build_rows(run_info(env), results), env)
     assert "note: 3 of 4 measured cases are noisy" in text
     assert "Load average when the run started: 1.93, 1.2, 0.8 (1, 5, 15 min) on 32 logical cores" in text
     one = [ok(spec("numpy", "cpu"), n=1, target_met=False)]
-    text = results_table(result_rows(run_info(env), one), env)
+    text = results_table(build_rows(run_info(env), one), env)
     assert "1 run" in text and "±0.0%" not in text and "noisy" not in text
 
 
@@ -160,7 +160,7 @@ def test_mnist_table_shows_accuracy_and_samples_per_second():
              eval_size=1000, batch_size=100)
     r = CaseResult(s, "ok", samples=(0.5,), flops=1e9, target_met=False, flags=("noisy",), metrics={
         "final_accuracy": 0.8915, "samples_per_s": 4012.3, "time_to_target_s": 0.91})
-    text = results_table(result_rows(run_info(env), [r]), env)
+    text = results_table(build_rows(run_info(env), [r]), env)
     header = text.splitlines()[0]
     for column in ("per epoch", "accuracy", "to target", "samples/s"):
         assert column in header

@@ -28,6 +28,7 @@ def run(args) -> int:
     from gpubench.compare import compare_runs, format_table, history_base, render_html
     from gpubench.errors import UsageError
     from gpubench.report.html import write_atomic
+    from gpubench.rows import read_runs
     from gpubench.store import ResultStore
 
     if not args.threshold >= 0:
@@ -43,8 +44,8 @@ def run(args) -> int:
         raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
     with ResultStore(args.store, readonly=True) as store:
         if args.against_last is not None:
-            new = store.run(args.runs[0])
-            new_results = store.results(new.id)
+            (new_read,) = read_runs(store, [store.run(args.runs[0])])
+            new, new_results = new_read.info, new_read.results
             hist = history_base(store, new, new_results, args.against_last)
             if not hist.results:
                 # The first runs of a machine have no history yet: that is no failure of the new run.
@@ -53,11 +54,11 @@ def run(args) -> int:
                 return 0
             comparison = compare_runs(hist.runs[-1], hist.results, new, new_results, threshold_pct=args.threshold,
                                       alpha=args.alpha, base_medians=hist.medians,
-                                      base_text=hist.describe(args.against_last))
+                                      base_text=hist.describe(args.against_last), new_rows=new_read.rows)
         else:
-            base, new = store.run(args.runs[0]), store.run(args.runs[1])
-            comparison = compare_runs(base, store.results(base.id), new, store.results(new.id),
-                                      threshold_pct=args.threshold, alpha=args.alpha)
+            base, new = read_runs(store, [store.run(args.runs[0]), store.run(args.runs[1])])
+            comparison = compare_runs(base.info, base.results, new.info, new.results, threshold_pct=args.threshold,
+                                      alpha=args.alpha, base_rows=base.rows, new_rows=new.rows)
     if comparison.cases and not comparison.shared:
         b, n = comparison.base, comparison.new
         print(f"gpubench: warning: runs {b.id} ({b.suite}) and {n.id} ({n.suite}) share no case: nothing to "

@@ -21,14 +21,12 @@ def run(args) -> int:
     import tempfile
 
     from gpubench.export import to_csv, to_json
+    from gpubench.rows import read_runs, select_runs
     from gpubench.store import ResultStore
 
     with ResultStore(args.store, readonly=True) as store:
-        refs = args.run or ["latest"]
-        runs = store.runs() if refs == ["all"] else [store.run(r) for r in refs]
-        data = [(r, store.results(r.id)) for r in runs]
-        ceilings = {r.id: store.applicable_ceilings(r) for r in runs}
-    text = to_json(data, ceilings) if args.format == "json" else to_csv(data, ceilings)
+        data = read_runs(store, select_runs(store, args.run))
+    text = to_json(data) if args.format == "json" else to_csv(data)
     if not args.output:
         sys.stdout.write(text)
         return 0
@@ -38,5 +36,5 @@ def run(args) -> int:
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     os.replace(tmp, target)
-    print(f"wrote {sum(len(r) for _, r in data)} records to {args.output}", file=sys.stderr)
+    print(f"wrote {sum(len(r.rows) for r in data)} records to {args.output}", file=sys.stderr)
     return 0

@@ -16,18 +16,18 @@ def print_run(store, run_ref) -> None:
     """Print a run's header, its results table and a status count."""
     from collections import Counter
 
-    from gpubench.export import result_rows
+    from gpubench.rows import read_runs
     from gpubench.tables import results_table
 
-    run = store.run(run_ref)
-    results = store.results(run.id)
-    rows = result_rows(run, results, *store.applicable_ceilings(run))
+    (read,) = read_runs(store, [store.run(run_ref)])
+    run, results, rows = read.info, read.results, read.rows
     cpu = run.environment.get("cpu", {}).get("model", "?")
     print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
           + (f"  label {run.label}" if run.label else ""))
     if run.reason:
         print(f"reason: {run.reason}")
-    print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size)")
+    print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size; a tf32 or +copies "
+          "case against the plain CPU case)")
     if rows:
         print(results_table(rows, run.environment))
     counts = Counter(r.status for r in results)

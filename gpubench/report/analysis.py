@@ -1,81 +1,14 @@
-"""Derived answers: % of the attainable roofline, break-even sizes, and the headline sentences."""
+"""Derived answers across a run's rows: break-even sizes and the headline sentences."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from gpubench.records import is_measurement
 from gpubench.report.model import RunData
-from gpubench.store import MEM_BW, PEAK_FLOPS
 from gpubench.workloads.base import INCLUDE_TRANSFER, TIMING, TIMING_DEFAULT
-
-
-@dataclass
-class DeviceCeilings:
-    """Measured ceilings of one device: peak GFLOP/s per dtype and memory GB/s."""
-
-    device: str
-    peaks: dict[str, float] = field(default_factory=dict)
-    mem_gbps: float | None = None
-    methods: dict[str, str] = field(default_factory=dict)
-    quality: dict[str, str] = field(default_factory=dict)
-    """Source of each ceiling (keys: dtypes and ``memory``): ``measured``, ``provisional`` or ``datasheet``."""
-
-
-def ceilings_by_device(ceilings: list[dict[str, Any]]) -> dict[str, DeviceCeilings]:
-    """Group stored ceiling rows by device (the best value wins when a kind repeats)."""
-    out: dict[str, DeviceCeilings] = {}
-    for c in ceilings:
-        d = out.setdefault(c["device"], DeviceCeilings(c["device"]))
-        if c["kind"] == PEAK_FLOPS and c.get("dtype"):
-            if c["value"] > d.peaks.get(c["dtype"], 0):
-                d.peaks[c["dtype"]] = c["value"]
-                d.methods[c["dtype"]] = c.get("method", "")
-                d.quality[c["dtype"]] = c.get("quality", "measured")
-        elif c["kind"] == MEM_BW and c["value"] > (d.mem_gbps or 0):
-            d.mem_gbps = c["value"]
-            d.methods["memory"] = c.get("method", "")
-            d.quality["memory"] = c.get("quality", "measured")
-    return out
-
-
-def match_device(by_device: dict[str, DeviceCeilings], row: dict[str, Any]) -> DeviceCeilings | None:
-    """The ceilings of the device a row ran on (``cuda`` matches ``cuda:0``; every CPU case matches ``cpu``)."""
-    dev = row["device"]
-    if dev in by_device:
-        return by_device[dev]
-    if row["kind"] == "cpu" and "cpu" in by_device:
-        return by_device["cpu"]
-    prefix = dev.split(":")[0]
-    if prefix in by_device:  # calibrated as the kind's default device ("cuda")
-        return by_device[prefix]
-    if dev == prefix and f"{prefix}:0" in by_device:
-        return by_device[f"{prefix}:0"]
-    return None
-
-
-def apply_ceilings(run: RunData) -> None:
-    """Set ``attainable`` (GFLOP/s) and ``roofline_pct`` on every ok row with FLOPs, bytes and ceilings."""
-    by_device = ceilings_by_device(run.ceilings)
-    for row in run.rows:
-        row["attainable"] = row["roofline_pct"] = None
-        if row["status"] != "ok" or not row.get("gflops") or not row.get("flops") or not row.get("bytes"):
-            continue
-        if row["end_to_end"]:
-            continue  # host-device copies are outside the device roofline
-        dc = match_device(by_device, row)
-        if dc is None:
-            continue
-        peak = dc.peaks.get(row["compute_dtype"]) or dc.peaks.get(row["dtype"])
-        ai = row["flops"] / row["bytes"]
-        bounds = [b for b in (peak, dc.mem_gbps * ai if dc.mem_gbps else None) if b]
-        if not bounds:
-            continue
-        row["attainable"] = min(bounds)
-        row["roofline_pct"] = 100.0 * row["gflops"] / row["attainable"]
 
 
 @dataclass
@@ -189,16 +122,16 @@ def headlines(runs: list[RunData]) -> list[str]:
                                f"(95% interval wider than ±{HEADLINE_MAX_CI:.0%}); see the table.")
                     continue
                 a = max(quotable, key=lambda r: r["speedup_cpu"])
-                base = (f" and {a['speedup_baseline']:.3g}× the baseline {a['baseline']}"
-                        if a.get("speedup_baseline") is not None and _tight(a, "speedup_baseline_ci") else "")
+                base = (f" and {a['speedup']:.3g}× the baseline {a['baseline']}"
+                        if a.get("speedup") is not None and _tight(a, "speedup_ci") else "")
                 more = f" ({noisy} noisier result{'s' if noisy > 1 else ''} not quoted)" if noisy else ""
                 out.append(f"{prefix}{workload} {dtype} at {size}: {_name(a)} reaches {a['rate']:.4g} {u}, "
                            f"{a['speedup_cpu']:.3g}× the fastest CPU backend ({a['fastest_cpu']}){base}{more}.")
             else:
                 cpu_note = ""
-                if (best.get("speedup_baseline") is not None and best["backend"] != run.info.baseline
-                        and _tight(best, "speedup_baseline_ci")):
-                    cpu_note = f", {best['speedup_baseline']:.3g}× the baseline {best['baseline']}"
+                if (best.get("speedup") is not None and best["backend"] != run.info.baseline
+                        and _tight(best, "speedup_ci")):
+                    cpu_note = f", {best['speedup']:.3g}× the baseline {best['baseline']}"
                 noise = ""
                 if best["median_s"] and best["n_samples"] >= 2:
                     half = (best["ci95_high_s"] - best["ci95_low_s"]) / 2 / best["median_s"]
@@ -223,7 +156,7 @@ def headlines(runs: list[RunData]) -> list[str]:
 
 def headline_candidate(row: dict[str, Any]) -> bool:
     """Whether a row may be a headline: a measurement (not ``not_a_measurement``) taken by gpubench's own timing."""
-    return is_measurement(row.get("flags")) and (row.get("modes") or {}).get(TIMING, TIMING_DEFAULT) == TIMING_DEFAULT
+    return row["measurement"] and (row.get("modes") or {}).get(TIMING, TIMING_DEFAULT) == TIMING_DEFAULT
 
 
 def _training_headline(workload: str, dtype: str, rows: list[dict[str, Any]]) -> str:

@@ -17,12 +17,11 @@ from typing import Any
 from gpubench import __version__, tables
 from gpubench.datasheet import PEAK_TEXT, datasheet_for
 from gpubench.envinfo import machine_key
-from gpubench.export import flag_note
-from gpubench.records import is_measurement
 from gpubench.report import analysis, attention, charts, ddp, energy, input_pipeline, lecture
 from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
+from gpubench.rows import DeviceCeilings, ceilings_by_device, match_device
 from gpubench.store import CALIBRATE_SUITE, ResultStore
 from gpubench.tables import fmt_bytes
 
@@ -75,7 +74,9 @@ def _glance(page: Page, runs: list[RunData]) -> None:
     named = esc(", ".join(b + ":cpu" for b in baselines) or "none")
     note = ("Speedup is the CPU case's median time divided by this case's median time, at the same workload, "
             "dtype and size. The headline compares with the <b>fastest CPU backend of the run</b>; the "
-            f"named baseline ({named}) is shown too.")
+            f"named baseline ({named}) is shown too. A TF32 or +copies case is compared with the same size's "
+            "plain CPU case; a cold-cache case with a cold-cache one. These are the figures "
+            "<code>gpubench show</code>, <code>export</code> and <code>compare</code> give too.")
     page.section("glance", "At a glance", f'{warn}<ul class="headlines">{items}</ul><p class="note">{note}</p>')
 
 
@@ -203,28 +204,26 @@ def _section_of(workload: str, rows: list[dict[str, Any]]) -> str:
     return "throughput"
 
 
-def _throughput_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-                      colors: charts.Colors, multi: bool) -> list[str]:
+def _throughput_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
     parts = []
+    baselines = ", ".join(sorted({r["baseline"] for r in ok if r["baseline"]})) or "none"
     for dtype in dict.fromkeys(r["dtype"] for r in ok if r.get("rate")):
         drows = [r for r in ok if r["dtype"] == dtype]
         unit = "GB/s" if drows[0]["unit"] == "gbps" else "GFLOP/s"
-        figs = [charts.throughput_figure(drows, f"{workload} {dtype}: {unit} against size", colors, multi),
-                charts.speedup_figure(drows, f"{workload} {dtype}: speedup", baselines, colors, multi)]
+        figs = [charts.throughput_figure(drows, f"{workload} {dtype}: {unit} against size", colors),
+                charts.speedup_figure(drows, f"{workload} {dtype}: speedup", baselines, colors)]
         parts.append(f"<h3>{esc(workload)} · {esc(dtype)}</h3>"
                      + '<div class="grid">' + "".join(page.figure(f) for f in figs) + "</div>")
     return parts
 
 
-def _transfer_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-                    colors: charts.Colors, multi: bool) -> list[str]:
-    return [page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors, multi), wide=True)]
+def _transfer_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
+    return [page.figure(charts.transfer_figure(ok, f"{workload}: host↔device bandwidth", colors), wide=True)]
 
 
-def _training_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-                    colors: charts.Colors, multi: bool) -> list[str]:
-    figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors, multi),
-            charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors, multi)]
+def _training_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
+    figs = [charts.accuracy_figure(ok, f"{workload}: test accuracy against training time", colors),
+            charts.time_to_accuracy_figure(ok, f"{workload}: time to target accuracy", colors)]
     parts = ["".join(page.figure(f, wide=True) for f in figs)]
     finals = [[r["run_label"], r["series"], r["size"], _num(r["metrics"].get("final_accuracy")),
                _num(r["metrics"].get("time_to_target_s"), "not reached"),
@@ -236,39 +235,35 @@ def _training_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselin
     return parts
 
 
-#: Renderers of the report sections a workload may ask for (``Workload.report_section``). A workload
-#: with a section of its own adds it here; an unknown name falls back to ``throughput``.
-def _attention_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-                     colors: charts.Colors, multi: bool) -> list[str]:
+def _attention_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
     return [attention.body(ok, page.figure, colors, workload)]
 
 
-def _input_pipeline_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-                          colors: charts.Colors, multi: bool) -> list[str]:
+def _input_pipeline_parts(page: Page, workload: str, ok: list[dict[str, Any]],
+                          colors: charts.Colors) -> list[str]:
     return [input_pipeline.body(ok, page.figure, colors, workload)]
 
 
-def _ddp_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
-               colors: charts.Colors, multi: bool) -> list[str]:
+def _ddp_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
     return [ddp.body(ok, page.figure, colors, workload)]
 
 
-#: Report section renderers by the ``report_section`` a workload declares.
+#: Report section renderers by the ``report_section`` a workload declares, each called with the page, the
+#: workload's name, its measured rows and the report's colours. A workload with a section of its own adds it
+#: here; an unknown name falls back to ``throughput``.
 SECTION_RENDERERS = {"throughput": _throughput_parts, "transfer": _transfer_parts, "training": _training_parts,
                      attention.SECTION: _attention_parts, input_pipeline.SECTION: _input_pipeline_parts,
                      ddp.SECTION: _ddp_parts}
 
 
 def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
-    multi = len(runs) > 1
     rows = [r for run in runs for r in run.rows]
     by_workload: dict[str, list] = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
-    baselines = ", ".join(sorted({f"{run.info.baseline}:cpu" for run in runs if run.info.baseline})) or "none"
     for workload, wrows in by_workload.items():
         # The lecture's unsynchronized timings are drawn only beside the real ones (the three-ways section).
-        ok = [r for r in wrows if r["status"] == "ok" and is_measurement(r["flags"])]
+        ok = [r for r in wrows if r["measurement"]]
         suites = sorted({r["suite"] for r in wrows})
         shown_only = sum(1 for r in wrows if r["status"] == "ok") - len(ok)
         beside = (f" ({shown_only} timed as in the lecture: shown only in the three-ways section)"
@@ -276,7 +271,7 @@ def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
         parts = [f'<p class="note">suite {esc(", ".join(suites))} · {len(wrows)} cases, {len(ok) + shown_only} ok'
                  f"{beside} · hover a point for its median, 95% CI and speedups</p>"]
         render_parts = SECTION_RENDERERS.get(_section_of(workload, wrows), _throughput_parts)
-        parts += [p for p in render_parts(page, workload, ok, baselines, colors, multi) if p]
+        parts += [p for p in render_parts(page, workload, ok, colors) if p]
         if len(parts) == 1:
             parts.append('<p class="note">No case of this workload produced a measurement; see Problems below.</p>')
         page.section(f"w-{re.sub(r'[^a-zA-Z0-9_-]', '_', workload)}", f"{workload}", "".join(parts))
@@ -311,7 +306,7 @@ def _break_even(page: Page, runs: list[RunData]) -> None:
                  "(<code>include_transfer = true</code>).</p>" + table(headers, rows, "cases"))
 
 
-def _ceiling_rows(dc: analysis.DeviceCeilings, sheet: tuple | None) -> list[list[str]]:
+def _ceiling_rows(dc: DeviceCeilings, sheet: tuple | None) -> list[list[str]]:
     rows = []
     for dtype, peak in sorted(dc.peaks.items(), key=lambda kv: -kv[1]):
         rows.append([dc.device, f"peak {dtype}", f"{peak:.4g} GFLOP/s",
@@ -332,10 +327,8 @@ def _ceiling_rows(dc: analysis.DeviceCeilings, sheet: tuple | None) -> list[list
 
 
 def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
-    multi = len(runs) > 1
     points_all = [r for run in runs for r in run.rows
-                  if r["status"] == "ok" and r.get("gflops") and r.get("flops") and r.get("bytes")
-                  and not r["end_to_end"] and is_measurement(r["flags"])]
+                  if r["measurement"] and r.get("gflops") and r.get("flops") and r.get("bytes") and not r["end_to_end"]]
     if not points_all:
         return
     # One chart per machine calibration and device kind.
@@ -343,11 +336,11 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
     ceil_of: dict[tuple, tuple] = {}
     wanted = {id(r) for r in points_all}
     for run in runs:
-        by_device = analysis.ceilings_by_device(run.ceilings)
+        by_device = ceilings_by_device(run.ceilings)
         for r in run.rows:
             if id(r) not in wanted:
                 continue
-            dc = analysis.match_device(by_device, r)
+            dc = match_device(by_device, r)
             key = (run.ceilings_run, dc.device if dc else None, r["kind"] if dc is None else "")
             groups[key].append(r)
             ceil_of[key] = (dc, run)
@@ -375,7 +368,7 @@ def _roofline(page: Page, runs: list[RunData], colors: charts.Colors) -> None:
             title = f"roofline: {dc.device} ({names[0] if names else ''}) · ceilings from run {key[0]}"
             sheet_rows += _ceiling_rows(dc, sheet)
         parts.append(page.figure(charts.roofline_figure(
-            title, pts, dc.peaks if dc else {}, dc.mem_gbps if dc else None, colors, multi,
+            title, pts, dc.peaks if dc else {}, dc.mem_gbps if dc else None, colors,
             datasheet=sheet[1] if sheet else None, datasheet_name=sheet[0] if sheet else "",
             quality=dc.quality if dc else None), wide=True))
     flagged = [r for r in points_all if {"above_ceiling", "implausible"} & set(r.get("flags") or [])]
@@ -405,15 +398,11 @@ def _table_rows(runs: list[RunData]) -> list[list[Any]]:
     for run in runs:
         for r in run.rows:
             ci = [r["ci95_low_s"], r["ci95_high_s"], r["n_samples"]] if r["median_s"] else None
-            if r["status"] != "ok":
-                note = r["error"][:300]
-            else:  # the flags with what each one broke; noise judged as the terminal table judges it
-                note = flag_note({**r, "flags": tables.shown_flags(r), "target_met": None}, detail=True)
-            rate = [r["rate"], "GB/s" if r["unit"] == "gbps" or r["x_unit"] == "bytes" else "GFLOP/s"] \
-                if r.get("rate") else None
+            note = r["error"][:300] if r["status"] != "ok" else tables.flag_note(r, detail=True)
+            rate = [r["rate"], "GB/s" if r["rate_unit"] == "gbps" else "GFLOP/s"] if r.get("rate") else None
             out.append([run.label, r["workload"], r["size"], r["implementation"],
                         r.get("device_text") or r["device"], r["dtype"], r["status"], r["median_s"], ci, rate,
-                        r.get("speedup_cpu"), r.get("speedup_baseline"), r.get("roofline_pct"), r["n_samples"], note])
+                        r["speedup_cpu"], r["speedup"], r["roofline_pct"], r["n_samples"], note])
     return out
 
 
@@ -479,7 +468,6 @@ def render(runs: list[RunData]) -> str:
     for i, run in enumerate(runs):
         for r in run.rows:
             r["run_index"] = i
-        analysis.apply_ceilings(run)
     page = Page()
     colors = charts.Colors()
     _glance(page, runs)

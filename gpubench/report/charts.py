@@ -273,12 +273,12 @@ def hover(row: dict[str, Any], name: str, extra: list[str] | None = None) -> str
         lines.append(plot_text(f"median {fmt_time(row['median_s'])} "
                                f"(95% CI {fmt_time(row['ci95_low_s'])}–{fmt_time(row['ci95_high_s'])})"))
     if row.get("rate"):
-        unit = "GB/s" if row["x_unit"] == "bytes" or row["unit"] == "gbps" else "GFLOP/s"
+        unit = "GB/s" if row["rate_unit"] == "gbps" else "GFLOP/s"
         lines.append(plot_text(f"{row['rate']:.4g} {unit}"))
     if row.get("speedup_cpu") is not None and row.get("fastest_cpu"):
         lines.append(plot_text(f"{row['speedup_cpu']:.3g}× vs fastest CPU ({row['fastest_cpu']})"))
-    if row.get("speedup_baseline") is not None and row.get("baseline"):
-        lines.append(plot_text(f"{row['speedup_baseline']:.3g}× vs baseline {row['baseline']}"))
+    if row.get("speedup") is not None and row.get("baseline"):
+        lines.append(plot_text(f"{row['speedup']:.3g}× vs baseline {row['baseline']}"))
     lines.extend(plot_text(e) for e in extra or [])
     text = "<br>".join(lines)
     if extra is None:
@@ -328,11 +328,11 @@ def flagged_trace(rows: list[dict[str, Any]], x: Any, y: Any, flags: tuple[str, 
     }
 
 
-def throughput_figure(rows: list[dict[str, Any]], title: str, colors: Colors, multi_run: bool) -> dict[str, Any]:
+def throughput_figure(rows: list[dict[str, Any]], title: str, colors: Colors) -> dict[str, Any]:
     """Rate (GFLOP/s or GB/s) against problem size, log-log, one line per series and run."""
     rows = [r for r in rows if r["status"] == "ok" and r.get("rate") and r.get("x")]
     cs = ChartSeries(rows, colors)
-    unit = "GB/s" if rows and (rows[0]["unit"] == "gbps" or rows[0]["x_unit"] == "bytes") else "GFLOP/s"
+    unit = "GB/s" if rows and rows[0]["rate_unit"] == "gbps" else "GFLOP/s"
     traces = []
     for pts in _group_series(rows, cs).values():
         name = cs.name(pts[0])
@@ -354,18 +354,17 @@ def throughput_figure(rows: list[dict[str, Any]], title: str, colors: Colors, mu
     return {"data": traces, "layout": layout}
 
 
-def speedup_figure(rows: list[dict[str, Any]], title: str, baseline: str, colors: Colors,
-                   multi_run: bool) -> dict[str, Any]:
+def speedup_figure(rows: list[dict[str, Any]], title: str, baseline: str, colors: Colors) -> dict[str, Any]:
     """Speedup against problem size: solid over the fastest CPU backend, dotted over the named baseline."""
     rows = [r for r in rows if r["status"] == "ok" and r.get("x")
-            and (r.get("speedup_cpu") is not None or r.get("speedup_baseline") is not None)]
+            and (r.get("speedup_cpu") is not None or r.get("speedup") is not None)]
     cs = ChartSeries(rows, colors)
     traces = []
     for pts in _group_series(rows, cs).values():
         name = cs.name(pts[0])
         color = cs.color(pts[0])
         fast = [p for p in pts if p.get("speedup_cpu") is not None]
-        base = [p for p in pts if p.get("speedup_baseline") is not None]
+        base = [p for p in pts if p.get("speedup") is not None]
         if fast:
             traces.append({
                 "type": "scatter", "mode": "lines+markers", "name": plot_text(name), "legendgroup": plot_text(name),
@@ -378,14 +377,14 @@ def speedup_figure(rows: list[dict[str, Any]], title: str, baseline: str, colors
             traces.append({
                 "type": "scatter", "mode": "lines", "name": plot_text(f"{name} vs {baseline}"),
                 "legendgroup": plot_text(name), "showlegend": False,
-                "x": [p["x"] for p in base], "y": [p["speedup_baseline"] for p in base],
+                "x": [p["x"] for p in base], "y": [p["speedup"] for p in base],
                 "text": [hover(p, name) for p in base], "hovertemplate": "%{text}<extra></extra>",
                 "line": {"color": color, "width": 1.5, "dash": "dot"}, "opacity": 0.7,
             })
     x_title, x_axis = _x_axis(rows, [r["x"] for r in rows])
     layout = base_layout(title, x_title, "speedup (×, higher is faster)")
-    layout["yaxis"].update(log_axis([1.0] + [v for r in rows for v in (r.get("speedup_cpu"), r.get("speedup_baseline"))
-                                             if v], "times"))
+    layout["yaxis"].update(log_axis([1.0] + [v for r in rows for v in (r.get("speedup_cpu"), r.get("speedup")) if v],
+                                    "times"))
     layout["xaxis"].update(x_axis)
     layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": 1, "y1": 1,
                          "line": {"color": "#444", "width": 1, "dash": "dash"}}]
@@ -397,7 +396,7 @@ def speedup_figure(rows: list[dict[str, Any]], title: str, baseline: str, colors
     return {"data": traces, "layout": layout}
 
 
-def transfer_figure(rows: list[dict[str, Any]], title: str, colors: Colors, multi_run: bool) -> dict[str, Any]:
+def transfer_figure(rows: list[dict[str, Any]], title: str, colors: Colors) -> dict[str, Any]:
     """Host↔device bandwidth against transfer size: pinned solid, pageable dashed."""
     rows = [r for r in rows if r["status"] == "ok" and r.get("gbps") and r.get("x")]
     for r in rows:  # the size of one copy (a device-to-device copy moves it twice)
@@ -466,7 +465,7 @@ def curve_points(metrics: dict[str, Any]) -> list[tuple[float, float]]:
     return good
 
 
-def accuracy_figure(rows: list[dict[str, Any]], title: str, colors: Colors, multi_run: bool) -> dict[str, Any] | None:
+def accuracy_figure(rows: list[dict[str, Any]], title: str, colors: Colors) -> dict[str, Any] | None:
     """Test accuracy against training time, one curve per case (None when no case has a curve).
 
     The time axis is logarithmic when the runs differ by more than 10× (a one-epoch CNN beside
@@ -496,8 +495,7 @@ def accuracy_figure(rows: list[dict[str, Any]], title: str, colors: Colors, mult
     return {"data": traces, "layout": layout}
 
 
-def time_to_accuracy_figure(rows: list[dict[str, Any]], title: str, colors: Colors,
-                            multi_run: bool) -> dict[str, Any] | None:
+def time_to_accuracy_figure(rows: list[dict[str, Any]], title: str, colors: Colors) -> dict[str, Any] | None:
     """Horizontal bars: seconds to reach the target accuracy (None when no case reports it)."""
     reached = [r for r in rows if isinstance(r["metrics"].get("time_to_target_s"), (int, float))
                and math.isfinite(r["metrics"]["time_to_target_s"]) and r["metrics"]["time_to_target_s"] > 0]
@@ -533,7 +531,7 @@ QUALITY_TEXT = {"measured": "measured", "provisional": "quick calibration, provi
 
 
 def roofline_figure(title: str, points: list[dict[str, Any]], roofs: dict[str, float], mem_gbps: float | None,
-                    colors: Colors, multi_run: bool, datasheet: dict[str, float] | None = None,
+                    colors: Colors, datasheet: dict[str, float] | None = None,
                     datasheet_name: str = "", quality: dict[str, str] | None = None) -> dict[str, Any]:
     """Cases at their arithmetic intensity (FLOP/byte) under the compute roofs and the memory slope.
 
@@ -557,7 +555,7 @@ def roofline_figure(title: str, points: list[dict[str, Any]], roofs: dict[str, f
         for p in pts:
             e = [f"arithmetic intensity {p['flops'] / p['bytes']:.3g} FLOP/byte"]
             if p.get("roofline_pct") is not None:
-                e.append(f"{p['roofline_pct']:.0f}% of attainable ({p['attainable']:.4g} GFLOP/s)")
+                e.append(f"{p['roofline_pct']:.0f}% of attainable ({p['attainable_gflops']:.4g} GFLOP/s)")
                 if p["roofline_pct"] > 105:
                     e.append("above the roof: calibrate again (without --quick)")
             e += _flag_marks(p.get("flags") or [])

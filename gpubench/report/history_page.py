@@ -11,7 +11,7 @@ from gpubench.history import CaseHistory, Change
 from gpubench.report.charts import FONT
 from gpubench.report.html import esc, plot_text, table
 from gpubench.report.page import assemble
-from gpubench.tables import fmt_time
+from gpubench.tables import fmt_rate, fmt_speedup, fmt_time
 
 #: At most this many commit labels under a chart (every k-th run is labelled beyond it).
 MAX_TICKS = 8
@@ -47,6 +47,9 @@ def history_figure(hist: CaseHistory, multi_machine: bool) -> dict[str, Any]:
         lines = [f"run {p.run_id} · {p.started_at}", f"commit {p.commit[:12] or '-'}"
                  + (f" ({p.branch})" if p.branch else "") + (" · uncommitted changes" if p.dirty else ""),
                  f"median {fmt_time(p.median_s)} ({ci})"]
+        if p.rate:
+            lines.append(fmt_rate({"rate": p.rate, "rate_unit": p.rate_unit})
+                         + (f" · {fmt_speedup(p.speedup)} vs baseline {p.baseline}" if p.speedup is not None else ""))
         if p.outlier:
             lines.append("outlier: left out of the change detection")
         if p.flags:

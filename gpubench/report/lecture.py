@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.datasheet import datasheet_for, gemm_peak
-from gpubench.records import FLAGS, is_measurement
+from gpubench.records import FLAGS
 from gpubench.report import analysis, charts
 from gpubench.report.html import esc, plot_text, table
-from gpubench.report.model import RunData, speedup_halfwidth
+from gpubench.report.model import RunData
+from gpubench.rows import ceilings_by_device, match_device, speedup_halfwidth
 from gpubench.tables import fmt_time
+from gpubench.timing import HOST_SYNC, LECTURE, NAIVE_TIMINGS
 from gpubench.workloads.base import TIMING, TIMING_DEFAULT
 
 SECTION_ID = "three-ways"
@@ -37,13 +39,12 @@ SECTION_TITLE = "The lecture's experiment: three ways to time it"
 
 #: The ways, in order: (timing mode, legend text, colour).
 WAYS = (
-    ("lecture", "1 · as in the lecture: timeit, no synchronization (not a measurement)", "#cf222e"),
-    ("host_sync", "2 · host clock, device synchronized around each call", "#bf8700"),
+    (LECTURE, "1 · as in the lecture: timeit, no synchronization (not a measurement)", "#cf222e"),
+    (HOST_SYNC, "2 · host clock, device synchronized around each call", "#bf8700"),
     (TIMING_DEFAULT, "3 · gpubench: device events, warm-up, adaptive stopping", "#1a7f37"),
 )
-WAY_NAMES = {"lecture": "way 1 (as in the lecture)", "host_sync": "way 2 (synchronized host clock)",
+WAY_NAMES = {LECTURE: "way 1 (as in the lecture)", HOST_SYNC: "way 2 (synchronized host clock)",
              TIMING_DEFAULT: "way 3 (gpubench)"}
-NAIVE = ("lecture", "host_sync")
 #: Fraction of a group's width the bars take (the rest is the gap between backends).
 BAR_FILL = 0.78
 
@@ -131,7 +132,7 @@ def experiments(runs: list[RunData]) -> list[Experiment]:
         for r in run.rows:
             groups.setdefault(_problem(r), []).append(r)
         for (workload, dtype, _), rows in groups.items():
-            if not any(timing_of(r) in NAIVE for r in rows):
+            if not any(timing_of(r) in NAIVE_TIMINGS for r in rows):
                 continue
             series: dict[str, Series] = {}
             for r in rows:
@@ -198,15 +199,15 @@ def speedups(exp: Experiment, baseline: str = "numpy") -> Speedups:
     others = accel or [s for s in exp.series if s is not base and not s.accelerator]
     basis = "the best accelerator" if accel else "the best other CPU backend (no accelerator ran)"
     naive = same = None
-    if base is not None and "lecture" in base.ways:
-        den = _best(way(others, "lecture"))
-        naive = _ratio(base.ways["lecture"], den, basis, interval=False)
+    if base is not None and LECTURE in base.ways:
+        den = _best(way(others, LECTURE))
+        naive = _ratio(base.ways[LECTURE], den, basis, interval=False)
         if den is not None:
             pair = next(s for s in exp.series if s.name == den["series"])
             if TIMING_DEFAULT in base.ways and TIMING_DEFAULT in pair.ways:
                 same = _ratio(base.ways[TIMING_DEFAULT], pair.ways[TIMING_DEFAULT], "the same two series",
                               interval=True)
-    cpu3 = [r for r in way([s for s in exp.series if not s.accelerator], TIMING_DEFAULT) if is_measurement(r["flags"])]
+    cpu3 = [r for r in way([s for s in exp.series if not s.accelerator], TIMING_DEFAULT) if r["measurement"]]
     fastest_cpu = _best(cpu3)
     honest = _ratio(fastest_cpu, _best(way(accel, TIMING_DEFAULT)), "the fastest CPU backend", interval=True)
     why = ""
@@ -247,7 +248,7 @@ def peaks(exp: Experiment, series: Series) -> list[Peak]:
         peak = gemm_peak(found[1], dtype) if found else None  # the lecture's experiment is a matmul
         if peak:
             out.append(Peak(peak[0] * 1000.0, f"compute {dtype}: datasheet {found[0]}", False))
-    dc = analysis.match_device(analysis.ceilings_by_device(exp.run.ceilings), rows[0])
+    dc = match_device(ceilings_by_device(exp.run.ceilings), rows[0])
     if dc is not None:
         dtype = rows[0].get("compute_dtype") or exp.dtype
         value = dc.peaks.get(dtype) or dc.peaks.get(exp.dtype)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import UsageError
+from gpubench.timing import GPUBENCH, TIMINGS
 
 #: The generic mode every compute workload may declare: each timed call also copies the inputs from
 #: host memory to the device and the output back (see :mod:`gpubench.backends.transfer_wrap`).
@@ -42,10 +43,9 @@ CACHE_MODES = ("cold", "hot")
 #: ``"host_sync"`` (ten single calls on the host clock, the device synchronized before and after each) or
 #: ``"lecture"`` (``timeit``, ten single calls, no synchronization: records flagged ``not_a_measurement``).
 TIMING = "timing"
-TIMING_DEFAULT = "gpubench"
-TIMINGS = ("lecture", "host_sync", "gpubench")
+TIMING_DEFAULT = GPUBENCH
 
-#: Relative-error bound per dtype, before any size scaling (GUIDE.md §4).
+#: Relative-error bound per dtype, before any size scaling (docs/measurement.md §3).
 BASE_TOLERANCE = {"float64": 1e-13, "float32": 1e-5, "tf32": 1e-3, "float16": 1e-2, "bfloat16": 1e-2}
 
 
@@ -71,7 +71,7 @@ def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
 
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Uniform values in [-1, 1) that ``dtype`` represents exactly (never zeros: GUIDE.md §4)."""
+    """Uniform values in [-1, 1) that ``dtype`` represents exactly (never zeros: docs/measurement.md §3)."""
     x = rng.random(shape, dtype=np.float32 if dtype != "float64" else np.float64) * 2 - 1
     if dtype == "bfloat16":
         return round_to_bfloat16(x)
