@@ -14,7 +14,8 @@ selects and writes them). Export JSON schema history (``EXPORT_SCHEMA_VERSION``;
   whole ``energy`` and ``machine`` objects (JSON cells in CSV).
 * 4 — each result adds ``measurement``, ``rate`` and ``rate_unit``, ``speedup_ci``, ``speedup_cpu``,
   ``speedup_cpu_ci`` and ``fastest_cpu`` (over the fastest CPU backend of the run), ``attainable_gflops``
-  and ``roofline_pct``. ``speedup`` of a mode case (``tf32``, ``include_transfer``) is now against the same
+  and ``roofline_pct``, ``scaling_efficiency`` (data-parallel training: ``t₁ / (N · t_N)``). ``speedup`` of a
+  mode case (``tf32``, ``include_transfer``) is now against the same
   problem's plain CPU baseline (it was null), as the report has it; ``noisy`` is set wherever the
   confidence target was not met and never on a one-sample case.
 """
@@ -39,7 +40,7 @@ FIELDS = (
     "host_median_s", "target_met", "flops", "bytes", "gflops", "gbps", "speedup", "baseline", "rel_error",
     "tolerance", "spec_hash", "unit", "metrics", "joules_per_call", "gflop_per_joule", "gb_per_joule",
     "energy_reason", "energy", "machine", "measurement", "rate", "rate_unit", "speedup_ci", "speedup_cpu",
-    "speedup_cpu_ci", "fastest_cpu", "attainable_gflops", "roofline_pct",
+    "speedup_cpu_ci", "fastest_cpu", "attainable_gflops", "roofline_pct", "scaling_efficiency",
 )
 
 #: Fields of :data:`FIELDS` that CSV writes as JSON cells.

@@ -22,6 +22,8 @@ figure is decided here, once, and every surface reads it from the row (none deri
   ``timing``), which must be equal; every other mode (``tf32``, ``include_transfer``) is at its default on the
   reference. So a TF32 or ``+copies`` case is compared with the same problem's plain CPU case, and its size
   text names its mode (``4096³ tf32 +copies``); a cold-cache case with a cold-cache CPU case.
+* **scaling efficiency** (``scaling_efficiency``, data-parallel training only): ``t₁ / (N · t_N)`` against the
+  1-rank case of the same problem in the run (:func:`gpubench.workloads.ddp.scaling_efficiency`).
 * **% of peak** (``roofline_pct``): the rate over the attainable rate at the case's arithmetic intensity (the
   lower of the compute roof of its compute dtype and memory bandwidth × intensity), from the machine's
   measured ceilings (``gpubench calibrate``); not for end-to-end cases (``include_transfer``).
@@ -367,6 +369,14 @@ def _speedups(rows: list[dict[str, Any]], baseline_backend: str) -> None:
             row["speedup_ci"] = speedup_halfwidth(baseline[key], row)
 
 
+def _scaling(rows: list[dict[str, Any]]) -> None:
+    """Set ``scaling_efficiency`` of each data-parallel row against its 1-rank twin of the run (else None)."""
+    from gpubench.workloads.ddp import scaling_efficiency
+
+    for row, eff in zip(rows, scaling_efficiency(rows)):
+        row["scaling_efficiency"] = eff
+
+
 def build_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str, Any]] | None = None,
                ceilings_run: int | None = None) -> list[dict[str, Any]]:
     """One row per result of ``run``, in order, with every figure (see the module docstring) held against
@@ -377,6 +387,7 @@ def build_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str,
     devices: dict[tuple[str, str], tuple[str, str]] = {}
     rows = [_row(run, r, env, units, devices) for r in results]
     _speedups(rows, run.baseline)
+    _scaling(rows)
     by_device = ceilings_by_device(ceilings or [])
     for row in rows:
         guard_row(row, by_device, ceilings_run)

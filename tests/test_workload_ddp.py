@@ -185,8 +185,9 @@ def test_report_section_shows_samples_per_s_and_efficiency():
     rows = [{"status": "ok", "run_label": "run 1", "run_id": 1, "run_index": 0, "series": "torch", "backend": "torch",
              "device": "cpu", "kind": "cpu", "workload": "ddp_training", "dtype": "float32", "size": "",
              "params": {"model": "cnn", "global_batch": 64, "ranks": n}, "median_s": t, "ci95_low_s": None,
-             "ci95_high_s": None, "flags": [], "metrics": {"verified_losses": [2.3, 2.2]}}
-            for n, t in ((1, 1.0), (2, 0.625))]
+             "ci95_high_s": None, "flags": [], "metrics": {"verified_losses": [2.3, 2.2]},
+             "scaling_efficiency": eff}
+            for n, t, eff in ((1, 1.0, 1.0), (2, 0.625, 0.8))]
     figures = []
     html = section.body(rows, lambda f: figures.append(f) or "<fig>", charts.Colors())
     assert "80 %" in html and "100 %" in html

@@ -3,8 +3,8 @@
 One chart per problem (model, image size, global batch) and device kind: training samples/s against
 the rank count (one line per backend, device and run), with the line perfect scaling would draw from
 the 1-rank case (dotted). A table gives each case's time per step, samples/s, per-rank batch, scaling
-efficiency ``t₁ / (N · t_N)`` (:func:`gpubench.workloads.ddp.scaling_efficiency`) and the loss it was
-verified with.
+efficiency ``t₁ / (N · t_N)`` (the row's ``scaling_efficiency``, :mod:`gpubench.rows`) and the loss it
+was verified with.
 """
 
 from __future__ import annotations
@@ -68,12 +68,10 @@ def scaling_figure(rows: list[dict[str, Any]], effs: dict[int, float | None], ti
 def body(rows: list[dict[str, Any]], figure: Callable[[dict[str, Any] | None], str], colors: charts.Colors,
          workload: str = SECTION) -> str:
     """The section's HTML: a chart per problem, the table of cases with their scaling efficiency."""
-    from gpubench.workloads.ddp import scaling_efficiency
-
     ok = usable(rows)
     if not ok:
         return ""
-    effs = dict(zip(map(id, ok), scaling_efficiency(ok)))
+    effs = {id(r): r.get("scaling_efficiency") for r in ok}
     multi = len(charts.run_order(ok)) > 1
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
