@@ -10,6 +10,10 @@ Export JSON schema history (``EXPORT_SCHEMA_VERSION``; documented in ``docs/resu
 * 3 — each result adds the machine while it was measured and the energy: ``joules_per_call``,
   ``gflop_per_joule``, ``gb_per_joule``, ``energy_reason`` (why there is no energy per call), and the
   whole ``energy`` and ``machine`` objects (JSON cells in CSV).
+* 4 — each result adds the per-call latency columns of :data:`gpubench.latency.COLUMNS`
+  (``latency_p50_s``, ``latency_p90_s``, ``latency_p99_s``, ``latency_calls``,
+  ``throughput_samples_per_s``), derived from the samples of a record measured one call per sample
+  (the ``inference`` workload); null for every other record.
 
 Rows are held against ceilings when they are read (:func:`guard_row`): ``implausible`` above a
 physical ceiling (the one recorded when the case was measured, else its GPU's datasheet),
@@ -24,10 +28,12 @@ import io
 import json
 from typing import Any
 
+from gpubench.latency import COLUMNS as LATENCY_COLUMNS
+from gpubench.latency import latency_columns
 from gpubench.records import CaseResult, is_measurement
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, RunInfo
 
-EXPORT_SCHEMA_VERSION = 3
+EXPORT_SCHEMA_VERSION = 4
 
 #: Columns of one exported case, in order.
 FIELDS = (
@@ -37,6 +43,8 @@ FIELDS = (
     "host_median_s", "target_met", "flops", "bytes", "gflops", "gbps", "speedup", "baseline", "rel_error",
     "tolerance", "spec_hash", "unit", "metrics", "joules_per_call", "gflop_per_joule", "gb_per_joule",
     "energy_reason", "energy", "machine",
+    # Per-call latency (schema 4): percentiles and throughput of records measured one call per sample.
+    *LATENCY_COLUMNS,
 )
 
 #: Fields of :data:`FIELDS` that CSV writes as JSON cells.
@@ -207,6 +215,7 @@ def result_rows(run: RunInfo, results: list[CaseResult], ceilings: list[dict[str
             "gb_per_joule": r.gb_per_joule, "energy_reason": r.energy_reason,
             "energy": r.energy, "machine": r.machine,
         })
+        rows[-1].update(latency_columns(r.samples if r.status == "ok" else (), r.number, r.metrics))
         guard_row(rows[-1], ceilings, ceilings_run)
     return rows
 

@@ -56,9 +56,12 @@ def percentile(samples: Sequence[float], q: float) -> float:
     """Nearest-rank ``q``-th percentile (0 < q ≤ 100) of ``samples`` (not empty)."""
     if not samples:
         raise ValueError("percentile of no samples")
-    xs = sorted(samples)
-    rank = max(1, math.ceil(q / 100.0 * len(xs)))
-    return float(xs[min(rank, len(xs)) - 1])
+    return _nearest_rank(sorted(samples), q)
+
+
+def _nearest_rank(ordered: Sequence[float], q: float) -> float:
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
 
 
 def measure_latency(fn: Callable[[], object], timer: Timer, sync: Callable[[], object],
@@ -118,8 +121,9 @@ def latency_columns(samples: Sequence[float], number: int, metrics: dict[str, An
     metrics = metrics or {}
     if metrics.get("latency_method") != PER_CALL or number != 1 or not samples:
         return out
+    ordered = sorted(samples)
     for q in PERCENTILES:
-        out[f"latency_p{q}_s"] = percentile(samples, q)
+        out[f"latency_p{q}_s"] = _nearest_rank(ordered, q)
     out["latency_calls"] = len(samples)
     per_call = metrics.get("samples_per_call")
     total = float(sum(samples))

@@ -38,7 +38,7 @@ def test_run_show_export_numpy(store_path, cli, tmp_path):
 
     code, out, _ = cli("export", "--format", "json")
     doc = json.loads(out)
-    assert doc["schema"] == "gpubench-results" and doc["schema_version"] == 3
+    assert doc["schema"] == "gpubench-results" and doc["schema_version"] == 4
     rows = doc["results"]
     assert rows and all(set(FIELDS) <= set(r) for r in rows)
     for r in rows:

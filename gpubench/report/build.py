@@ -19,7 +19,7 @@ from gpubench.datasheet import datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
 from gpubench.records import is_measurement
-from gpubench.report import analysis, attention, charts, energy, lecture
+from gpubench.report import analysis, attention, charts, energy, inference, lecture
 from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
@@ -241,9 +241,14 @@ def _attention_parts(page: Page, workload: str, ok: list[dict[str, Any]], baseli
     return [attention.body(ok, page.figure, colors, workload)]
 
 
+def _inference_parts(page: Page, workload: str, ok: list[dict[str, Any]], baselines: str,
+                     colors: charts.Colors, multi: bool) -> list[str]:
+    return [inference.body(ok, page.figure, colors, workload)]
+
+
 #: Report section renderers by the ``report_section`` a workload declares.
 SECTION_RENDERERS = {"throughput": _throughput_parts, "transfer": _transfer_parts, "training": _training_parts,
-                     attention.SECTION: _attention_parts}
+                     attention.SECTION: _attention_parts, inference.SECTION: _inference_parts}
 
 
 def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:

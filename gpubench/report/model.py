@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.export import guard_row, workload_unit
+from gpubench.latency import latency_columns
 from gpubench.ops import device_hardware
 from gpubench.records import CaseResult, is_measurement
 from gpubench.stats import median_ci95
@@ -126,6 +127,7 @@ def base_rows(run: RunInfo, results: list[CaseResult]) -> list[dict[str, Any]]:
             "gbps": r.bytes / med / 1e9 if ok and r.bytes else None,
             "baseline": baseline, "spec_hash": r.spec_hash, "unit": units[s.workload],
         })
+        rows[-1].update(latency_columns(r.samples if r.status == "ok" else (), r.number, r.metrics))
     return rows
 
 
