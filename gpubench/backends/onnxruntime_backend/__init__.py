@@ -14,8 +14,8 @@ fusions, layout transformations), as a deployment would.
   (ONNX Runtime then quietly runs on the CPU) is a skip too, never a mislabelled CPU result.
 * **dtypes.** float32 on the CPU (the CPU provider's float16 kernels cover few operators);
   float32 and float16 on CUDA. bfloat16 is not offered.
-* **Timing.** ``InferenceSession.run`` returns when the answer is ready (the CUDA provider
-  synchronizes its stream at the end of each run), so the host clock is the clock.
+* **Timing.** ``InferenceSession.run`` returns when the answer is ready, and a CUDA call ends with
+  the binding's ``synchronize_outputs()``, so the host clock is the clock.
 * **Memory.** ONNX Runtime exposes no allocator statistics to Python: peak memory is recorded as
   not available, with that reason.
 """

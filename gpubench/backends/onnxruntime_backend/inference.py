@@ -7,7 +7,8 @@ runs with ONNX Runtime's default threading (one intra-op thread per physical cor
 * CPU: each call is ``session.run`` on the host batch; the output is a new host array.
 * CUDA: the batch is copied to the GPU once and bound as an ``OrtValue`` there, and the output is
   bound on the GPU too (``IOBinding``), so a call is the model alone, as for the other GPU
-  backends, with no host↔device copy; ``run_with_iobinding`` returns when the output is ready.
+  backends, with no host↔device copy; each call ends with ``synchronize_outputs()``, so it returns
+  when the answer is ready.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def build(backend, spec, params, inputs, device):
 
         def call():
             sess.run_with_iobinding(binding)
+            binding.synchronize_outputs()  # the answer is on the GPU when the call returns
 
         def result() -> np.ndarray:
             return np.array(binding.get_outputs()[0].numpy(), dtype=np.float64 if spec.dtype == "float16" else None)
