@@ -29,8 +29,8 @@ first, the last and rows evenly spread between (at least two): the samples of a 
 independent in every model (BatchNorm in eval mode), so a wrong row shows wherever it is, and a
 ResNet-18 batch of 256 does not cost a float64 forward pass of 930 GFLOP per case. The record's
 ``metrics["checked_rows"]`` says how many. Tolerances (:data:`TOLERANCE`) are per dtype, an order of
-magnitude above the errors measured (float32 ~5e-7; bfloat16 ~5e-3 and float16 ~6e-4 for
-torch on a CPU): a wrong layer gives errors near 1.
+magnitude above the errors measured with torch on a CPU (float32 ~5e-7; float16 2e-4 to 9e-4;
+bfloat16 2e-3 to 7e-3, the decoder the largest): a wrong layer gives errors near 1.
 
 FLOPs are the model's forward FLOPs per sample (:class:`~gpubench.workloads.models.ModelSpec`)
 times the batch; no physical ceiling is claimed (convolutions may run as Winograd or FFT).
