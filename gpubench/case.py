@@ -13,7 +13,8 @@ and recorded the same way wherever it runs:
 2. **verify**: one timed call, its output checked against the reference. A case ends here as
    ``skipped`` (unavailable), ``error`` (an exception) or ``incorrect`` (the output failed the
    check; its one call is its only sample and it is never measured further);
-3. **measure**: the harness (or a self-timed workload's own clock) takes the samples — in
+3. **measure**: the harness (or a self-timed workload's own clock, or for a ``per_call_latency``
+   workload one synchronized host-clock sample per call, :mod:`gpubench.latency`) takes the samples — in
    cold-cache mode (``cache = "cold"``) one call per sample, each after the backend's
    :meth:`~gpubench.backends.base.Backend.cache_flusher` — and :meth:`CasePath.finish` turns any
    :class:`~gpubench.harness.Measurement` into the record (also one taken by pytest-benchmark),
@@ -39,6 +40,7 @@ import numpy as np
 
 from gpubench.errors import CaseTimeout, GpubenchError, Unavailable
 from gpubench.harness import HarnessSettings, Measurement, launch_bound, measure
+from gpubench.latency import measure_latency
 from gpubench.machine import CaseWatch
 from gpubench.ops import is_cpu_device
 from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, spec_hash
@@ -191,6 +193,11 @@ class CasePath:
                 m = self.workload.measurement(self.op, settings)
             elif timing in NAIVE_TIMINGS:  # the lecture suite's ways 1 and 2 (gpubench.timing)
                 m = measure_naive(timing, self.op.call, lambda: self.backend.synchronize(self.device))
+            elif self.workload.per_call_latency:  # each call a request, timed alone (gpubench.latency)
+                self._wait_idle()
+                m, extra = measure_latency(self.op.call, self.op.timer, lambda: self.backend.synchronize(self.device),
+                                           settings, observer=self.watch)
+                self.op.metrics.update(extra)
             else:
                 flush = self.flusher.flush if self.flusher is not None else None
                 self._wait_idle()

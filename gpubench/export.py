@@ -14,7 +14,10 @@ selects and writes them). Export JSON schema history (``EXPORT_SCHEMA_VERSION``;
   whole ``energy`` and ``machine`` objects (JSON cells in CSV).
 * 4 — each result adds ``measurement``, ``rate`` and ``rate_unit``, ``speedup_ci``, ``speedup_cpu``,
   ``speedup_cpu_ci`` and ``fastest_cpu`` (over the fastest CPU backend of the run), ``attainable_gflops``
-  and ``roofline_pct``, ``scaling_efficiency`` (data-parallel training: ``t₁ / (N · t_N)``). ``speedup`` of a
+  and ``roofline_pct``, ``scaling_efficiency`` (data-parallel training: ``t₁ / (N · t_N)``), and the per-call
+  latency columns of :data:`gpubench.latency.COLUMNS` (``latency_p50_s``, ``latency_p90_s``, ``latency_p99_s``,
+  ``latency_calls``, ``throughput_samples_per_s``: records measured one call per sample, the ``inference``
+  workload; null for every other record). ``speedup`` of a
   mode case (``tf32``, ``include_transfer``) is now against the same
   problem's plain CPU baseline (it was null), as the report has it; ``noisy`` is set wherever the
   confidence target was not met and never on a one-sample case.
@@ -27,6 +30,7 @@ import io
 import json
 from typing import Any
 
+from gpubench.latency import COLUMNS as LATENCY_COLUMNS
 from gpubench.rows import RunRows
 from gpubench.store import RunInfo
 
@@ -41,6 +45,8 @@ FIELDS = (
     "tolerance", "spec_hash", "unit", "metrics", "joules_per_call", "gflop_per_joule", "gb_per_joule",
     "energy_reason", "energy", "machine", "measurement", "rate", "rate_unit", "speedup_ci", "speedup_cpu",
     "speedup_cpu_ci", "fastest_cpu", "attainable_gflops", "roofline_pct", "scaling_efficiency",
+    # Per-call latency: percentiles and throughput of records measured one call per sample (inference).
+    *LATENCY_COLUMNS,
 )
 
 #: Fields of :data:`FIELDS` that CSV writes as JSON cells.

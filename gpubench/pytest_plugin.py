@@ -429,6 +429,8 @@ class GpubenchCase:
             if self.sync is not None:
                 self.sync()
             number, sample_s = 1, max(estimate + time.perf_counter() - flush_start, 1e-9)
+        elif self.workload.per_call_latency:  # each round is one request, timed alone (gpubench.latency)
+            number, sample_s = 1, max(estimate, 1e-9)
         else:
             number = calibrate(timer, op.call, estimate, s.min_sample_s)
             sample_s = max(estimate * number, s.min_sample_s, 1e-9)
@@ -487,6 +489,11 @@ class GpubenchCase:
                 self.path.watch.window_end(None, "the cold-cache flush before each round ran inside the window")
             samples = tuple(float(x) for x in benchmark.stats.stats.data)
             target_met = summarize(list(samples)).rel_ci_halfwidth <= self.settings.target_rel_ci
+            if self.workload.per_call_latency and number == 1:
+                from gpubench.latency import HOST_CLOCK, PER_CALL
+
+                self.op.metrics.update({"latency_method": PER_CALL, "latency_calls": len(samples),
+                                        "latency_clock": HOST_CLOCK})
             result = self.path.finish(Measurement(samples, number, "perf_counter", target_met, 0,
                                                   time.perf_counter() - start, cold=flusher is not None))
         self.result = result

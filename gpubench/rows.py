@@ -24,6 +24,8 @@ figure is decided here, once, and every surface reads it from the row (none deri
   text names its mode (``4096³ tf32 +copies``); a cold-cache case with a cold-cache CPU case.
 * **scaling efficiency** (``scaling_efficiency``, data-parallel training only): ``t₁ / (N · t_N)`` against the
   1-rank case of the same problem in the run (:func:`gpubench.workloads.ddp.scaling_efficiency`).
+* **latency percentiles and throughput** (``latency_p50_s`` … ``throughput_samples_per_s``, records measured
+  one call per sample: ``inference``), :func:`gpubench.latency.latency_columns`.
 * **% of peak** (``roofline_pct``): the rate over the attainable rate at the case's arithmetic intensity (the
   lower of the compute roof of its compute dtype and memory bandwidth × intensity), from the machine's
   measured ceilings (``gpubench calibrate``); not for end-to-end cases (``include_transfer``).
@@ -37,6 +39,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpubench.latency import latency_columns
 from gpubench.ops import device_hardware
 from gpubench.records import CaseResult, is_measurement
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS, ResultStore, RunInfo
@@ -318,6 +321,8 @@ def _row(run: RunInfo, r: CaseResult, env: dict[str, Any], units: dict[str, str]
         "label": spec.label(), "series": spec.series, "run_label": run_label(run),
     }
     row.update(case_modes(spec.workload, params, spec.dtype))
+    # Per-call latency (inference): percentiles and throughput of records measured one call per sample.
+    row.update(latency_columns(r.samples if r.status == "ok" else (), r.number, r.metrics))
     if by_bytes:
         row["x"], row["x_unit"] = r.bytes, "bytes"
     else:

@@ -306,6 +306,20 @@ def test_ini_store_and_self_timed_training_case(project, tmp_path):
     assert row["spec"]["workload"] == "mnist" and row["status"] == "ok"
 
 
+def test_per_call_latency_case_times_one_request_per_round(project, tmp_path):
+    """An inference case: each pytest-benchmark round is one request, and the record says so (its percentiles)."""
+    store = tmp_path / "lat.sqlite"
+    result = run(project, """
+        def test_inference(gpubench_case, benchmark):
+            r = gpubench_case("inference", "numpy", params={"model": "mlp", "batch": 4}).run(benchmark)
+            assert r.number == 1 and r.metrics["latency_method"] == "per_call"
+            assert r.metrics["latency_calls"] == len(r.samples) and r.metrics["samples_per_call"] == 4
+    """, f"--gpubench-store={store}")
+    result.assert_outcomes(passed=1)
+    [row] = store_rows(store)
+    assert row["status"] == "ok" and row["number"] == 1
+
+
 def test_plugin_and_run_store_the_same_record(project, tmp_path):
     """One case path: the plugin's record equals ``gpubench run``'s, field for field, but for what was measured."""
     import subprocess

@@ -17,7 +17,7 @@ from typing import Any
 from gpubench import __version__, tables
 from gpubench.datasheet import PEAK_TEXT, datasheet_for
 from gpubench.envinfo import machine_key
-from gpubench.report import analysis, attention, charts, ddp, energy, input_pipeline, lecture
+from gpubench.report import analysis, attention, charts, ddp, energy, inference, input_pipeline, lecture
 from gpubench.report.html import esc, table, write_atomic
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
@@ -244,6 +244,10 @@ def _input_pipeline_parts(page: Page, workload: str, ok: list[dict[str, Any]],
     return [input_pipeline.body(ok, page.figure, colors, workload)]
 
 
+def _inference_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
+    return [inference.body(ok, page.figure, colors, workload)]
+
+
 def _ddp_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: charts.Colors) -> list[str]:
     return [ddp.body(ok, page.figure, colors, workload)]
 
@@ -253,7 +257,7 @@ def _ddp_parts(page: Page, workload: str, ok: list[dict[str, Any]], colors: char
 #: here; an unknown name falls back to ``throughput``.
 SECTION_RENDERERS = {"throughput": _throughput_parts, "transfer": _transfer_parts, "training": _training_parts,
                      attention.SECTION: _attention_parts, input_pipeline.SECTION: _input_pipeline_parts,
-                     ddp.SECTION: _ddp_parts}
+                     ddp.SECTION: _ddp_parts, inference.SECTION: _inference_parts}
 
 
 def _workloads(page: Page, runs: list[RunData], colors: charts.Colors) -> None:

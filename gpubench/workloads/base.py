@@ -145,6 +145,10 @@ class Workload:
     #: True when one call is a whole run that times itself (see :meth:`measurement`); the case
     #: path then makes that one call and never hands the op to the harness.
     self_timed: bool = False
+    #: True when each call is a request whose latency matters: the case path times every call on its own, on
+    #: the host clock around a synchronization (:func:`gpubench.latency.measure_latency`), instead of batching
+    #: calls per sample; the export derives latency percentiles and throughput from those samples.
+    per_call_latency: bool = False
     #: Op modules this workload brings for existing backends (backend name → module path), for a
     #: workload shipped as a plug-in: ``{"numpy": "mypkg.ops_numpy"}``. A backend's own op module
     #: of the same workload wins.
