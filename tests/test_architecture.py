@@ -17,7 +17,7 @@ LAYERS = (
     ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records")),
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
-                     "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing")),
+                     "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing", "gpubench.memfit")),
     ("storage", ("gpubench.store",)),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
