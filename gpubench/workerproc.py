@@ -2,13 +2,18 @@
 
 Shared by the runner (one worker per backend, one case at a time) and the backend probes of
 ``gpubench list``/``env`` (:mod:`gpubench.probe`). The worker dies with the process that started
-it (:mod:`gpubench.lifeline`); :meth:`Worker.kill` also stops everything it started.
+it (:mod:`gpubench.lifeline`). When it is stopped, by :meth:`Worker.close` after a run as by
+:meth:`Worker.kill` on a timeout, nothing it started, directly or not, is left running: the worker
+is a child subreaper that kills its descendants as it exits, :meth:`Worker.kill` stops and kills
+its whole process tree, and any process still carrying the worker's token in its environment
+afterwards is killed too (see :mod:`gpubench.lifeline`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import selectors
 import signal
 import subprocess
@@ -17,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from gpubench.lifeline import PARENT_PID_ENV
+from gpubench.lifeline import PARENT_PID_ENV, WORKER_TOKEN_ENV, kill_token, kill_tree
 
 #: Longest single wait on a worker's pipe (selectors cannot wait for an unlimited or huge time).
 _MAX_WAIT_S = 60.0
@@ -36,6 +41,9 @@ class Worker:
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env[PARENT_PID_ENV] = str(os.getpid())
+        self.token = secrets.token_hex(16)
+        """Inherited by every process the worker starts: what finds those that left its process tree."""
+        env[WORKER_TOKEN_ENV] = self.token
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gpubench.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.stderr, env=env, start_new_session=True,
@@ -90,13 +98,15 @@ class Worker:
         return f"{what}: {tail}" if tail else what
 
     def kill(self) -> None:
-        """Stop the worker and everything it started."""
+        """Stop the worker and everything it started, directly or not (also what left its process group)."""
         if self.proc.poll() is None:
+            kill_tree(self.proc.pid)  # stopped, then killed, with every descendant
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 self.proc.kill()
         self.proc.wait()
+        kill_token(self.token)  # what escaped the tree (its parent died before the worker became its reaper)
         self.close_files()
 
     def close(self) -> None:
