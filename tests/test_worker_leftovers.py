@@ -104,3 +104,59 @@ def test_kill_descendants_as_a_subreaper_reaches_orphans():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert_all_gone([int(out.stdout.split()[0])])
+
+
+def system_tmp(tmp_path, monkeypatch):
+    """A system temporary directory of this test's own (for this process and the workers it starts)."""
+    import tempfile
+
+    where = tmp_path / "systmp"
+    where.mkdir()
+    monkeypatch.setenv("TMPDIR", str(where))
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    return where
+
+
+@pytest.mark.parametrize("stop", ["kill", "close"])
+def test_tensorflow_leaves_nothing_in_the_system_temp_dir(tmp_path, monkeypatch, stop):
+    # TensorFlow's autograph writes __autograph_generated_file*.py into the temp dir and removes them only at a
+    # normal exit: a worker killed on a timeout (or Ctrl-C) left them behind.
+    import json
+    from dataclasses import asdict
+
+    from gpubench.harness import HarnessSettings
+    from gpubench.records import CaseSpec
+    from gpubench.workerproc import Worker
+
+    pytest.importorskip("tensorflow")
+    where = system_tmp(tmp_path, monkeypatch)
+    worker = Worker("tensorflow")
+    try:
+        spec = CaseSpec.make("saxpy", "tensorflow", "cpu", "float32", {"n": 4096})
+        settings = HarnessSettings(warmup_s=0.0, min_samples=3, max_samples=3, budget_s=0.05)
+        reply = worker.request({"op": "case", "spec": spec.to_dict(), "settings": asdict(settings)}, 300)
+        assert reply["status"] == "ok", json.dumps(reply)[:500]
+        generated = list(where.rglob("__autograph_generated_file*.py"))
+        assert generated, "the case ran no autograph conversion: this test proves nothing"
+        assert all(p.parent != where for p in generated), "written straight into the system temp dir"
+    finally:
+        worker.kill() if stop == "kill" else worker.close()
+    assert list(where.iterdir()) == []
+
+
+def test_a_killed_runners_worker_tmpdir_is_removed_by_the_next_worker(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from gpubench.workerproc import TMP_PREFIX, Worker
+
+    where = system_tmp(tmp_path, monkeypatch)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = where / f"{TMP_PREFIX}{int(gone.stdout)}-abc"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "__autograph_generated_filex.py").write_text("x = 1\n")
+    live = where / f"{TMP_PREFIX}{os.getpid()}-def"  # a worker of a runner that still runs: kept
+    live.mkdir()
+    worker = Worker("numpy")
+    worker.close()
+    assert not stale.exists() and live.exists()
