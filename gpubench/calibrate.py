@@ -54,12 +54,13 @@ def _pow2_at_least(n: int) -> int:
 
 
 def vector_bytes(kind: str, quick: bool) -> int:
-    """Bytes of each array of a memory-ceiling case: at least :data:`CACHE_FACTOR` × the last-level cache.
+    """Preferred bytes of each array of a memory-ceiling case: :data:`CACHE_FACTOR` × the last-level cache.
 
     CPU and OpenCL (PoCL on this CPU, or a GPU whose cache the plan cannot read before its worker
     starts): the CPU's cache from sysfs, at least 128 MiB. CUDA: :data:`CUDA_VECTOR_BYTES`. The
     worker records the device's own cache size with each case; :func:`derive_ceilings` refuses a
-    case smaller than :data:`CACHE_FACTOR` times it.
+    case that moves less than :data:`CACHE_FACTOR` times it. What the case may allocate bounds it
+    (:func:`saxpy_n`).
     """
     if quick:
         return 4 << 20
@@ -70,9 +71,58 @@ def vector_bytes(kind: str, quick: bool) -> int:
     return max(128 << 20, _pow2_at_least(CACHE_FACTOR * host_cache_bytes()[0]))
 
 
-def saxpy_n(kind: str, quick: bool) -> int:
-    """SAXPY length (float32) for the memory bandwidth: each of its arrays is :func:`vector_bytes` long."""
-    return vector_bytes(kind, quick) // 4
+def _case_host_need(workload: str, kind: str, dtype: str, params: dict[str, Any]) -> int:
+    """Host bytes a calibration case needs (:mod:`gpubench.memfit`; on a CPU with its cold-cache flush buffer)."""
+    from gpubench.cacheflush import flush_bytes, host_cache_bytes
+    from gpubench.memfit import MemoryNeed
+    from gpubench.workloads import get_workload
+
+    w = get_workload(workload)
+    p = w.normalize_params(params)
+    on_host = kind != "cuda"  # OpenCL: PoCL on this CPU is host memory; a GPU's is unknown until its worker runs
+    flush = flush_bytes(host_cache_bytes()[0]) if on_host and p.get("cache") == "cold" else 0
+    return MemoryNeed(w.memory_bytes(p, dtype), w.device_bytes(p, dtype), flush, on_host).host_total
+
+
+def saxpy_n(kind: str, quick: bool, available: int | None = None) -> int:
+    """SAXPY length (float32) for the memory bandwidth, bounded by the memory free.
+
+    Each array is :func:`vector_bytes` long (STREAM's rule: four times the cache per array) where
+    the case's host memory (inputs, reference, check, and on a CPU the op's copies and the flush
+    buffer; :mod:`gpubench.memfit`) fits in :data:`gpubench.memfit.HEADROOM` of ``available``
+    (default: what the machine has free now); else the longest that fits, down to the
+    length whose three arrays together move :data:`CACHE_FACTOR` × the cache (the least
+    :func:`derive_ceilings` accepts). When even that does not fit, that length is planned and the
+    case is skipped with the reason before anything is allocated.
+    """
+    from gpubench.memfit import HEADROOM, available_host_bytes, largest_fitting
+
+    preferred = vector_bytes(kind, quick) // 4
+    if quick:
+        return preferred
+    minimum = 1 << 20
+    if kind != "cuda":
+        from gpubench.cacheflush import host_cache_bytes
+
+        minimum = max(minimum, -(-CACHE_FACTOR * host_cache_bytes()[0] // 12))  # 3 arrays of 4 bytes
+    if available is None:
+        available = available_host_bytes()
+    return largest_fitting(lambda n: _case_host_need("saxpy", kind, "float32", {"n": n}), preferred,
+                           min(minimum, preferred), int(available * HEADROOM), granule=1 << 16)
+
+
+def d2d_bytes(kind: str, quick: bool, available: int | None = None) -> int:
+    """Bytes of the device-to-device copy for the memory ceiling: 1 GiB or :func:`vector_bytes`, whichever is
+    larger, bounded (down to 256 MiB) by the host memory its case needs (source, reference, read-back)."""
+    from gpubench.memfit import HEADROOM, available_host_bytes, largest_fitting
+
+    if quick:
+        return 64 << 20
+    preferred = max(1 << 30, vector_bytes(kind, quick))
+    if available is None:
+        available = available_host_bytes()
+    return largest_fitting(lambda b: _case_host_need("transfer", kind, "float32", {"bytes": b, "direction": "d2d"}),
+                           preferred, 256 << 20, int(available * HEADROOM), granule=1 << 20)
 
 
 def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: bool = False) -> list[CaseSpec]:
@@ -114,15 +164,14 @@ def plan(backends: tuple[str, ...] = (), devices: tuple[str, ...] = (), quick: b
             if kind != "cpu" and is_workload("transfer") and "transfer" in implemented:
                 workload = get_workload("transfer")
                 for direction in ("h2d", "d2h", "d2d"):
-                    if direction == "d2d":  # bytes read + written: a memory ceiling, far past the cache
-                        nbytes = (64 << 20) if quick else max(1 << 30, vector_bytes(kind, quick))
-                    else:
-                        nbytes = (16 if quick else 256) << 20
+                    nbytes = (16 if quick else 256) << 20
                     params = {"bytes": nbytes, "direction": direction}
                     if direction != "d2d":
                         params["memory"] = "pinned"
                     try:
                         workload.normalize_params(params)
+                        if direction == "d2d":  # bytes read + written: a memory ceiling, far past the cache
+                            params["bytes"] = d2d_bytes(kind, quick)
                     except UsageError:
                         continue  # a transfer workload with other parameters: no host-device ceiling
                     specs.append(CaseSpec.make("transfer", name, kind, "float32", params,

@@ -7,7 +7,7 @@ and recorded the same way wherever it runs:
 1. **prepare**: resolve the workload and normalize the parameters (``size=1024`` becomes
    ``m=n=k=1024``, so the spec, its seed and its match key are those of the suite's case); load
    the backend, resolve the device, ask whether the backend supports the case and whether it
-   fits in device memory; enter the backend's :meth:`~gpubench.backends.base.Backend.case_scope`
+   fits in memory (:mod:`gpubench.memfit`); enter the backend's :meth:`~gpubench.backends.base.Backend.case_scope`
    (process-global switches restored afterwards); draw the inputs from the spec's seed; compute
    the float64 reference from the pristine inputs; build the op;
 2. **verify**: one timed call, its output checked against the reference. A case ends here as
@@ -129,10 +129,9 @@ class CasePath:
             reason = backend.unsupported(spec, params, device)
             if reason:
                 return self.record("skipped", reason)
-            need = workload.memory_bytes(params, spec.dtype)
-            if device.memory_bytes and device.kind != "cpu" and need > device.memory_bytes:
-                return self.record("skipped", f"needs about {need / 2**30:.1f} GiB, {device.id} has "
-                                              f"{device.memory_bytes / 2**30:.1f} GiB")
+            reason = self._memory_shortfall()
+            if reason:
+                return self.record("skipped", reason)
             self._scope.enter_context(backend.case_scope(spec, device))
             if CACHE in params:
                 skipped = self._prepare_cache(params[CACHE])
@@ -169,6 +168,19 @@ class CasePath:
             return self.record("incorrect", f"relative error {self.rel_error:.3g} exceeds tolerance "
                                             f"{self.tolerance:.3g}", samples=samples, clock=self.op.timer.name)
         return None
+
+    def _memory_shortfall(self) -> str | None:
+        """Why the case cannot fit in the memory free now (host, and the device's own), before anything is
+        allocated: :mod:`gpubench.memfit`, with the cold-cache flush buffer where the case has one."""
+        from gpubench.cacheflush import flush_bytes
+        from gpubench.memfit import case_need, shortfall
+
+        flush = 0
+        if self.params.get(CACHE) == "cold":
+            cache = self.backend.last_level_cache(self.device)
+            flush = flush_bytes(cache[0]) if cache else 0
+        need = case_need(self.workload, self.params, self.spec.dtype, self.device, flush)
+        return shortfall(need, self.device)
 
     def _prepare_cache(self, mode: str) -> str | None:
         """Read the device's last-level cache (recorded) and, for ``cold``, build its flusher; a skip reason or None."""

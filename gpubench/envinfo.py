@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 #: Distributions whose versions are recorded when installed.
@@ -79,6 +80,89 @@ def physical_cores() -> int | None:
     return len(cores) or None
 
 
+#: Where the cgroup file systems are mounted.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: A cgroup v1 limit at or above this is "no limit" (the kernel writes ``PAGE_COUNTER_MAX`` pages).
+_V1_UNLIMITED = 1 << 62
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _candidates(base: Path, rel: str) -> list[Path]:
+    """The process's cgroup directory and its ancestors below ``base`` (a namespaced mount shows only ``base``)."""
+    rel = rel.strip("/")
+    out = []
+    if rel:
+        d = base / rel
+        while True:
+            if d.is_dir():
+                out.append(d)
+            if d == base:
+                break
+            d = d.parent
+    if base not in out and base.is_dir():
+        out.append(base)
+    return out
+
+
+def cgroup_headroom(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes this process's cgroup (or an ancestor) can still take before its memory limit, None without a limit.
+
+    cgroup v2 (``memory.max`` − ``memory.current``) and v1 (``memory.limit_in_bytes`` −
+    ``memory.usage_in_bytes``); the inactive file cache the kernel reclaims before it kills
+    (``inactive_file`` of ``memory.stat``) counts as free, as container runtimes count it.
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    best: int | None = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if controllers == "":  # cgroup v2
+            base, limit_f, usage_f, stat_key = root, "memory.max", "memory.current", "inactive_file"
+            if not (base / "cgroup.controllers").exists():
+                base = root / "unified"
+        elif "memory" in controllers.split(","):
+            base, limit_f, usage_f, stat_key = root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes", \
+                "total_inactive_file"
+        else:
+            continue
+        for d in _candidates(base, rel):
+            limit = _read_int(d / limit_f)
+            usage = _read_int(d / usage_f)
+            if limit is None or usage is None or limit >= _V1_UNLIMITED:
+                continue
+            free = max(0, limit - usage + _stat(d / "memory.stat", stat_key))
+            best = free if best is None else min(best, free)
+    return best
+
+
 def memory_info() -> dict[str, int]:
     """Total and available host memory in bytes (from ``/proc/meminfo``)."""
     out: dict[str, int] = {}
@@ -99,8 +183,13 @@ def memory_info() -> dict[str, int]:
 
 
 def available_memory() -> int:
-    """Bytes of host memory available now (0 where unknown)."""
-    return memory_info()["available_bytes"]
+    """Bytes of host memory available now (0 where unknown): ``MemAvailable``, bounded by the process's cgroup
+    memory limit where it has one (:func:`cgroup_headroom`: a container's limit, not the host's)."""
+    available = memory_info()["available_bytes"]
+    headroom = cgroup_headroom()
+    if headroom is not None:
+        available = min(available, headroom) if available else headroom
+    return available
 
 
 def library_versions() -> dict[str, str]:

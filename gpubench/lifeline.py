@@ -1,11 +1,26 @@
-"""Process lifetimes: a child that dies with its parent, and whether a recorded process still lives.
+"""Process lifetimes: a child that dies with its parent, nothing left behind, and whether a recorded process lives.
 
 ``gpubench run`` starts one worker process per backend, and a worker may start processes of
-its own (the ranks of a distributed workload, a compiler). If ``gpubench run`` is killed with
-SIGKILL nothing of it runs to clean up, so each such process must see to its own end:
-:func:`die_with_parent` asks the kernel to kill the calling process when its parent exits
-(``PR_SET_PDEATHSIG`` on Linux) and starts a watchdog thread that does the same wherever that
-is not available, or when the pipe to the parent is closed.
+its own (the ranks of a distributed workload, a compiler, a library's helper process). If
+``gpubench run`` is killed with SIGKILL nothing of it runs to clean up, so each such process
+must see to its own end: :func:`die_with_parent` asks the kernel to kill the calling process
+when its parent exits (``PR_SET_PDEATHSIG`` on Linux) and starts a watchdog thread that does the
+same wherever that is not available, or when the pipe to the parent is closed.
+
+When a worker ends, normally or killed on a timeout, nothing it started, directly or not, may
+outlive it, including processes that left its process group (``setsid``, a daemon's double
+fork). Without cgroups, three things see to it (:mod:`gpubench.workerproc` uses them):
+
+* the worker is a child subreaper (:func:`become_subreaper`, Linux ``PR_SET_CHILD_SUBREAPER``):
+  a descendant whose parent exits is re-parented to the worker, not to init, so every process it
+  started stays in its process tree while it lives;
+* that tree is stopped and killed as a whole (:func:`kill_tree`): each process found is stopped
+  with SIGSTOP first, so none can fork or exit-and-orphan while the tree is walked, then all are
+  killed — by the worker itself when it exits (:func:`kill_descendants`), by its starter when it
+  kills the worker;
+* every process the worker starts inherits a token in its environment (:data:`WORKER_TOKEN_ENV`);
+  after the worker is gone, any process still carrying the token (one that escaped the tree
+  while the worker crashed) is found in ``/proc`` and killed (:func:`processes_with_token`).
 
 :func:`process_alive` answers the opposite question for the store: is the process that began a
 run (pid and start time recorded) still running, or was the run abandoned?
@@ -24,7 +39,13 @@ from datetime import datetime
 #: Environment variable through which ``gpubench run`` tells a worker its pid (for :func:`die_with_parent`).
 PARENT_PID_ENV = "GPUBENCH_PARENT_PID"
 
+#: Environment variable carrying a worker's token to every process it starts (see :func:`processes_with_token`).
+WORKER_TOKEN_ENV = "GPUBENCH_WORKER_TOKEN"
+
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+#: Rounds of the stop-walk in :func:`kill_tree` (each finds the processes forked since the last).
+_MAX_ROUNDS = 50
 
 
 def _set_parent_death_signal() -> bool:
@@ -41,13 +62,143 @@ def _set_parent_death_signal() -> bool:
 
 
 def _die() -> None:
-    """End this process now, with the process group it leads (its children that did not set up their own end)."""
+    """End this process now, with every process it started and the process group it leads."""
+    kill_descendants()
     try:
         if os.getpgrp() == os.getpid():
             os.killpg(0, signal.SIGKILL)
     except OSError:
         pass
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of the calling process its children, not init's (Linux); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _parents() -> dict[int, int]:
+    """Every process's parent, from ``/proc/PID/stat`` (empty where there is no ``/proc``)."""
+    out: dict[int, int] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            out[int(name)] = int(stat.rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def descendants(root: int) -> set[int]:
+    """The processes below ``root`` in the process tree now (not ``root`` itself)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _parents().items():
+        children.setdefault(ppid, []).append(pid)
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out and child != root:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_and_kill(find) -> set[int]:
+    """Stop every process ``find()`` returns, again until it returns no new one, then SIGKILL them all."""
+    stopped: set[int] = set()
+    for _ in range(_MAX_ROUNDS):
+        new = find() - stopped - {os.getpid()}
+        if not new:
+            break
+        for pid in new:
+            _signal(pid, signal.SIGSTOP)
+        stopped |= new
+    for pid in stopped:
+        _signal(pid, signal.SIGKILL)
+    return stopped
+
+
+def kill_tree(root: int, include_root: bool = True) -> set[int]:
+    """SIGKILL every process below ``root`` (and ``root`` when ``include_root``); return the pids killed.
+
+    ``root`` is stopped first, then each descendant as it is found, so that none forks a process
+    the walk would miss; the walk repeats until it finds no new process. Run by ``root``'s parent,
+    or (``include_root=False``) by ``root`` itself.
+    """
+    if include_root and root != os.getpid():
+        _signal(root, signal.SIGSTOP)
+    killed = _stop_and_kill(lambda: descendants(root))
+    if include_root and root != os.getpid():
+        _signal(root, signal.SIGKILL)
+        killed.add(root)
+    return killed
+
+
+def kill_descendants() -> set[int]:
+    """Kill every process the calling process started, directly or not, that still runs; reap its children.
+
+    A worker calls it as it exits: as a subreaper (:func:`become_subreaper`) it is the parent of
+    every orphan among them, so none is left to init.
+    """
+    killed = kill_tree(os.getpid(), include_root=False)
+    while killed:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def processes_with_token(token: str) -> set[int]:
+    """The processes whose environment holds ``WORKER_TOKEN_ENV=token`` (those of this user that ``/proc`` shows)."""
+    needle = f"{WORKER_TOKEN_ENV}={token}".encode()
+    out: set[int] = set()
+    if not token:
+        return out
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            out.add(int(name))
+    return out
+
+
+def kill_token(token: str) -> set[int]:
+    """Stop and kill every process that carries ``token`` (:func:`processes_with_token`); return their pids."""
+    return _stop_and_kill(lambda: processes_with_token(token))
 
 
 def _watch(parent_pid: int, pipe_fd: int | None, poll_s: float | None) -> None:

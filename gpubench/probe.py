@@ -84,3 +84,105 @@ def probe_backends(names: list[str] | tuple[str, ...], timeout_s: float | None =
     finally:
         for w in workers.values():
             w.kill()
+
+
+#: Lowest NVIDIA driver (major version) that runs CUDA 12 and CUDA 13 builds (CUDA's minor-version compatibility
+#: lets any 12.x build run on a driver of the 12.0 release or later).
+CUDA_DRIVERS = ((13, 580), (12, 525))
+#: The one install that brings every backend's CUDA build (pyproject.toml's ``gpu`` extra).
+GPU_EXTRA_COMMAND = "pip install -e \".[gpu]\""
+
+
+def _installed(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def driver_cuda_major(driver: str) -> int | None:
+    """The newest CUDA major an NVIDIA driver version (``570.86.15``) runs, None when it is older than CUDA 12."""
+    try:
+        major = int(driver.split(".")[0])
+    except ValueError:
+        return None
+    return next((cuda for cuda, least in CUDA_DRIVERS if major >= least), None)
+
+
+def _has_cuda_device(facts: dict[str, Any]) -> bool:
+    return any(d.get("kind") == "cuda" for d in facts.get("devices") or ())
+
+
+def gpu_fixes(facts: dict[str, dict[str, Any]], gpus: list[dict[str, str]],
+              installed=_installed) -> dict[str, str]:
+    """On a machine whose GPU ``nvidia-smi`` lists (``gpus``), each CUDA backend that cannot use it → why, and
+    the exact command that fixes it (empty without a GPU, or when every backend sees it).
+
+    ``facts`` are the backends' probe facts (:func:`probe_backends`); ``installed(dist)`` gives an installed
+    distribution's version or None (reads package metadata, imports nothing).
+    """
+    if not gpus:
+        return {}
+    driver = gpus[0].get("driver", "")
+    cuda = driver_cuda_major(driver)
+    out: dict[str, str] = {}
+    wanted = [name for name in ("torch", "jax", "tensorflow", "cupy")
+              if name in facts and not _has_cuda_device(facts[name])]
+    if wanted and cuda is None:
+        return {name: f"NVIDIA driver {driver or '(unknown)'} is older than CUDA 12 needs (525 or later): "
+                      "update the driver" for name in wanted}
+    for name in wanted:
+        f = facts[name]
+        if name == "torch":
+            version = installed("torch")
+            index = f"https://download.pytorch.org/whl/cu{'130' if cuda >= 13 else '128'}"
+            if version is None:
+                out[name] = "not installed: pip install torch (PyPI's Linux wheels are CUDA builds)"
+            else:
+                base = version.split("+")[0]
+                why = "is a CPU build" if "+cpu" in version else f"finds no GPU (a build for another CUDA than {cuda}?)"
+                out[name] = f"torch {version} {why}: pip install --force-reinstall torch=={base} --index-url {index}"
+        elif name == "jax":
+            version = installed("jax")
+            extra = f"jax[cuda{cuda}]"
+            if version is None:
+                out[name] = f"not installed: pip install \"{extra}\""
+            else:
+                out[name] = f"jax {version} has no CUDA backend: pip install \"{extra}=={version}\""
+        elif name == "tensorflow":
+            cpu_build, version = installed("tensorflow-cpu"), installed("tensorflow")
+            if cpu_build:
+                out[name] = (f"tensorflow-cpu {cpu_build} is a CPU build: pip uninstall -y tensorflow-cpu && "
+                             f"pip install \"tensorflow[and-cuda]=={cpu_build}\"")
+            elif version is None:
+                out[name] = "not installed: pip install \"tensorflow[and-cuda]\""
+            else:
+                out[name] = (f"tensorflow {version} finds no GPU (its CUDA libraries are missing): "
+                             f"pip install \"tensorflow[and-cuda]=={version}\"")
+        elif name == "cupy":
+            dists = [d for d in ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy") if installed(d)]
+            want = f"cupy-cuda{cuda}x"
+            reason = str(f.get("reason", ""))
+            if not dists:
+                out[name] = f"not installed: pip install \"{want}[ctk]\""
+            elif want not in dists and all(d.startswith("cupy-cuda") for d in dists):
+                out[name] = (f"{dists[0]} does not match this driver ({driver}, CUDA {cuda}): "
+                             f"pip uninstall -y {' '.join(dists)} && pip install \"{want}[ctk]\"")
+            elif "pip install" in reason:  # the CuPy probe names the library it could not load and its fix
+                out[name] = reason.removeprefix("cupy: ")
+    return out
+
+
+def gpu_fix_lines(facts: dict[str, dict[str, Any]], gpus: list[dict[str, str]], installed=_installed) -> list[str]:
+    """:func:`gpu_fixes` as lines to print under ``gpubench list``'s table (none when there is nothing to fix)."""
+    fixes = gpu_fixes(facts, gpus, installed)
+    if not fixes:
+        return []
+    names = ", ".join(sorted({g.get("name", "GPU") for g in gpus}))
+    lines = [f"nvidia-smi lists {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({names}), "
+             f"but {len(fixes)} backend{'s' if len(fixes) > 1 else ''} cannot use {'them' if len(gpus) > 1 else 'it'}:"]
+    lines += [f"  {name}: {fix}" for name, fix in fixes.items()]
+    lines.append(f"  or all of them at once, from the repository: {GPU_EXTRA_COMMAND}")
+    return lines

@@ -11,6 +11,7 @@ exactly one reply line. A worker dies with the process that started it
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -74,10 +75,14 @@ def _serve(req: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     """Serve requests from the runner until stdin closes; die with the runner, however it ends."""
-    from gpubench.lifeline import PARENT_PID_ENV, die_with_parent
+    from gpubench.lifeline import PARENT_PID_ENV, become_subreaper, die_with_parent, kill_descendants
 
     parent = os.environ.pop(PARENT_PID_ENV, "")  # not inherited by the processes this worker starts
     die_with_parent(int(parent) if parent.isdigit() else None, pipe_fd=sys.stdin.fileno())
+    # Orphans of the processes a backend starts become this worker's children, and die with it on exit
+    # (registered first, so it runs after every library's own exit handlers).
+    become_subreaper()
+    atexit.register(kill_descendants)
     # Ctrl-C is the runner's to handle: it stops this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")

@@ -89,8 +89,45 @@ def test_workflow_structure(path):
         assert job.get("steps"), f"{path.name}: job {job_name} has no steps"
     for _, _, step in steps(doc):
         assert ("run" in step) != ("uses" in step), f"{path.name}: a step needs exactly one of run/uses: {step}"
-        if "uses" in step:
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), f"{path.name}: unpinned action {step['uses']}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_by_commit_with_their_tag_and_jobs_hold_least_privilege(path):
+    text = path.read_text(encoding="utf-8")
+    uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", text, flags=re.M)
+    assert uses, f"{path.name}: no action used?"
+    for ref, rest in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref} is not pinned by commit hash"
+        assert re.fullmatch(r"\s+# v\d+(\.\d+)*", rest), f"{path.name}: {ref} needs its release tag in a comment"
+    doc = load(path)
+    assert doc["permissions"] == {}, f"{path.name}: no permission by default; each job asks for its own"
+    for job_name, job in doc["jobs"].items():
+        assert job.get("permissions") == {"contents": "read"}, f"{path.name}: job {job_name}: least privilege"
+    for _, _, step in steps(doc):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}: checkout keeps the token"
+
+
+def zizmor_exe() -> str | None:
+    import shutil
+
+    here = Path(sys.executable).with_name("zizmor")
+    return str(here) if here.exists() else shutil.which("zizmor")
+
+
+def test_zizmor_finds_nothing_above_informational():
+    """zizmor (the test extra installs it), offline, over every workflow: any finding above informational fails."""
+    import json
+
+    exe = zizmor_exe()
+    if exe is None:
+        pytest.fail("zizmor is not installed: pip install -e '.[test]'")
+    out = subprocess.run([exe, "--offline", "--min-severity", "low", "--format", "json", str(REPO / ".github" /
+                          "workflows")], capture_output=True, text=True, timeout=120)
+    findings = json.loads(out.stdout or "[]")
+    assert findings == [], "\n".join(f"{f.get('ident')}: {f.get('desc')} "
+                                     f"({f['locations'][0]['symbolic']['key']})" for f in findings)
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

@@ -282,6 +282,41 @@ def test_hung_rank_is_a_timeout_and_every_rank_is_killed(watch, monkeypatch):
     assert watch.survivors(wait_s=0.0) == []  # killed and reaped before run_case returned
 
 
+@needs_gloo
+@pytest.mark.slow
+def test_a_rank_hung_before_the_rendezvous_is_a_timeout_not_its_peers_store_error(watch, monkeypatch):
+    """The parent's step limit alone decides: the peer waiting in the rendezvous must not report its own
+    (shorter) store timeout first, as it did when the ranks' group timeout was the step limit itself."""
+    import gpubench.backends.torch_backend.collective as tc
+    from gpubench.backends.torch_backend.collective_rank import HANG_LAUNCH_ENV
+
+    monkeypatch.setenv(HANG_LAUNCH_ENV, "1")
+    monkeypatch.setattr(tc, "LAUNCH_ALLOWANCE_S", 25.0)  # the launch's limit: 3 + 25 s
+    r = run_case(CaseSpec.make("all_reduce", "torch", "cpu", "float32",
+                               {"bytes": 4096, "ranks": 2, "timeout_s": 3.0}), TINY)
+    assert r.status == "timeout", r.error
+    assert "launch: rank" in r.error and "gave no answer within 28 s" in r.error
+    assert watch.survivors(wait_s=0.0) == []
+
+
+def test_group_timeouts_are_case_timeouts_inside_a_torchrun_job():
+    from gpubench.backends.torch_backend.collective import _group_timeout_is_case_timeout
+    from gpubench.backends.torch_backend.collective_rank import is_comm_timeout
+    from gpubench.errors import CaseTimeout
+
+    gloo = RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 2000ms for recv operation")
+    nccl = RuntimeError("Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1) ran for 600000 "
+                        "milliseconds before timing out.")
+    assert is_comm_timeout(gloo) and is_comm_timeout(nccl)
+    assert not is_comm_timeout(RuntimeError("Connection closed by peer"))
+    with pytest.raises(CaseTimeout, match="verification: .*Timed out waiting"):
+        with _group_timeout_is_case_timeout("verification"):
+            raise gloo
+    with pytest.raises(RuntimeError, match="closed by peer"):
+        with _group_timeout_is_case_timeout("timing"):
+            raise RuntimeError("Connection closed by peer")
+
+
 def _wait_for_ranks(worker_pid: int, n: int, limit_s: float = 120.0) -> list[int]:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

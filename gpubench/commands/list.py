@@ -1,4 +1,9 @@
-"""``gpubench list``: backends (with availability and reason), devices, workloads and suites."""
+"""``gpubench list``: backends (with availability and reason), devices, workloads and suites.
+
+On a machine whose GPU ``nvidia-smi`` lists but a backend cannot use (a CPU build of a framework, a
+missing CUDA plug-in or library), the exact command that fixes each follows the backends' table
+(:func:`gpubench.probe.gpu_fixes`).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ def backend_rows(facts: dict[str, dict]) -> list[list[str]]:
 
 def run(args) -> int:
     from gpubench.backends import backend_names
-    from gpubench.probe import probe_backends, probe_timeout
+    from gpubench.envinfo import nvidia_smi
+    from gpubench.probe import gpu_fix_lines, probe_backends, probe_timeout
     from gpubench.spec import builtin_suites, load_suite
     from gpubench.tables import render
     from gpubench.workloads import find_workload, workload_names
@@ -38,6 +44,11 @@ def run(args) -> int:
         facts = probe_backends(backend_names(), probe_timeout(args.probe_timeout))
         print(render(["backend", "available", "device", "dtypes", "workloads / reason"], backend_rows(facts)))
         print()
+        # A GPU that nvidia-smi lists but a backend cannot use: the exact command that fixes each.
+        fixes = gpu_fix_lines(facts, nvidia_smi())
+        if fixes:
+            print("\n".join(fixes))
+            print()
     if args.what in ("all", "workloads"):
         rows = []
         for w in workload_names():

@@ -200,6 +200,16 @@ class AttentionWorkload(Workload):
         unfused = b * h * s * s * max(itemsize(dtype), 4) * (4 if backward else 2)
         return int(inputs + reference + check + unfused)
 
+    def device_bytes(self, params, dtype):
+        """Q, K, V (and dO), the outputs, and the unfused kernel's S×S matrices (an upper bound for fused
+        kernels; on a CPU they are also in :meth:`memory_bytes`, so a CPU case's total is an upper bound)."""
+        b, h, s, d = self.shape(params)
+        n = b * h * s * d
+        backward = params["backward"]
+        arrays = (4 if backward else 3) + (4 if backward else 1)
+        unfused = b * h * s * s * max(itemsize(dtype), 4) * (4 if backward else 2)
+        return int(arrays * n * host_dtype(dtype).itemsize + unfused)
+
     def accumulation_length(self, params):
         return params["s"] + params["d"]
 

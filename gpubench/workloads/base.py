@@ -11,7 +11,7 @@ hooks below are everything the case path, the report and the export ask of it:
 * parameters: :attr:`Workload.params` (each a :class:`Param`; ``mode`` parameters switch *how* a
   case runs, not the problem it solves), :meth:`Workload.normalize_params`, :meth:`Workload.describe`;
 * inputs and answers: :meth:`make_inputs`, :meth:`reference`, :meth:`check`, :meth:`tolerance`;
-* accounting: :meth:`flops`, :meth:`bytes_moved`, :meth:`memory_bytes`, :attr:`unit`;
+* accounting: :meth:`flops`, :meth:`bytes_moved`, :meth:`memory_bytes`, :meth:`device_bytes`, :attr:`unit`;
 * running: :meth:`bind` (wrap what a backend built into the op that is timed) and, for
   ``self_timed`` workloads, :meth:`measurement`;
 * presentation: :attr:`report_section`.
@@ -212,8 +212,19 @@ class Workload:
         return None
 
     def memory_bytes(self, params: dict[str, Any], dtype: str) -> int:
-        """Host memory one case needs: inputs, output and float64 reference copies."""
+        """Host memory the workload's side of one case needs: inputs, output and float64 reference copies,
+        the check's temporaries (always host memory, whatever the device)."""
         raise NotImplementedError
+
+    def device_bytes(self, params: dict[str, Any], dtype: str) -> int:
+        """Memory the backend's op holds where it runs: its copies of the inputs and output, scratch
+        buffers, an unfused kernel's intermediates.
+
+        On a device that computes from host memory (a CPU) it is host memory on top of
+        :meth:`memory_bytes`; :mod:`gpubench.memfit` checks both before a case allocates anything.
+        The default, :meth:`memory_bytes` itself, is an upper bound for a workload that does not say.
+        """
+        return self.memory_bytes(params, dtype)
 
     def accumulation_length(self, params: dict[str, Any]) -> int:
         """Length of the sums behind each output element (scales the float tolerance by √K)."""

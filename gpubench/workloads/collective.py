@@ -295,6 +295,13 @@ class CollectiveWorkload(Workload):
         # Each rank's buffers and the chunks of its check; the reference's chunks (int64) in the worker.
         return int(ranks_here * (per_rank + 3 * CHUNK * 8) + 4 * CHUNK * 8)
 
+    def device_bytes(self, params, dtype):
+        """One rank's buffers on its device (on a CPU also counted, for every rank here, in :meth:`memory_bytes`)."""
+        lay = layout(self.name, params, dtype)
+        itemsize = params["bytes"] // lay.count
+        return int({"all_reduce": 2 * lay.count, "all_gather": lay.count + lay.send_count,
+                    "broadcast": lay.count}[self.name] * itemsize)
+
     def describe(self, params):
         return format_bytes(params["bytes"])
 

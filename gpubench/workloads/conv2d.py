@@ -134,6 +134,11 @@ class Conv2dWorkload(Workload):
         columns = 2 * min(n * c * r * s * p * q * 8, COLUMN_BLOCK_BYTES + c * r * s * p * q * 8)
         return int(elems * host_dtype(dtype).itemsize + 2 * elems * 8 + padded * 8 + columns)
 
+    def device_bytes(self, params, dtype):
+        """Input, filter and output on the device, twice (a layout or staging copy); the NumPy backend's
+        column blocks are counted in :meth:`memory_bytes`."""
+        return int(2 * self._elements(params) * host_dtype(dtype).itemsize)
+
     def accumulation_length(self, params):
         return params["c"] * params["r"] * params["s"]
 

@@ -87,3 +87,9 @@ class MatmulWorkload(GemmWorkload):
         elems = m * k + k * n + m * n
         # inputs and output in the host dtype, float64 copies for the reference and the check.
         return int(elems * host_dtype(dtype).itemsize + 2 * elems * 8)
+
+    def device_bytes(self, params, dtype):
+        """A, B and C on the device (and, with ``include_transfer``, the host copies each call makes)."""
+        m, n, k = params["m"], params["n"], params["k"]
+        copies = 2 if params.get("include_transfer") else 1
+        return int(copies * (m * k + k * n + m * n) * host_dtype(dtype).itemsize)

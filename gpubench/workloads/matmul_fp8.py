@@ -133,6 +133,11 @@ class MatmulFp8Workload(GemmWorkload):
         # float32 host inputs (and their scaled copies), float64 reference, result and check copies.
         return int(2 * 4 * (m * k + k * n) + 8 * (m * k + k * n) + 4 * 8 * m * n)
 
+    def device_bytes(self, params, dtype):
+        """The operands as float32 staging and in FP8, the output at float32 at most."""
+        m, n, k = params["m"], params["n"], params["k"]
+        return int(5 * (m * k + k * n) + 4 * m * n)
+
     def compute_dtype(self, params, dtype):
         return dtype
 

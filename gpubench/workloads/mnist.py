@@ -34,7 +34,7 @@ import numpy as np
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings, Measurement
 from gpubench.stats import summarize
-from gpubench.workloads.base import Param, Workload
+from gpubench.workloads.base import Param, Workload, host_dtype
 from gpubench.workloads.mnist_reference import ArraySession, numpy_uniform
 from gpubench.workloads.training import TrainingOp, curve_metrics, run_training, training_op
 
@@ -184,6 +184,11 @@ class MnistWorkload(Workload):
         n = params["train_size"] + params["eval_size"]
         # images as float64 at most, twice (host and a copy), plus the orders.
         return int(n * 784 * 8 * 2 + params["epochs"] * params["train_size"] * 8 + 64 * 2**20)
+
+    def device_bytes(self, params, dtype):
+        """The images on the device in the case's dtype, and the model with its gradients and optimizer state."""
+        n = params["train_size"] + params["eval_size"]
+        return int(n * 784 * host_dtype(dtype).itemsize + 64 * 2**20)
 
     def describe(self, params):
         return (f"{params['model']} {params['optimizer']} {params['epochs']}ep "

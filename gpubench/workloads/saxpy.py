@@ -46,7 +46,14 @@ class SaxpyWorkload(Workload):
 
     def memory_bytes(self, params, dtype):
         n = params["n"]
+        # x and y, the result read back; the float64 reference, the result's float64 copy and the difference.
         return int(3 * n * host_dtype(dtype).itemsize + 3 * n * 8)
+
+    def device_bytes(self, params, dtype):
+        """x, y and one more array (NumPy's product ``a·x``, JAX's scratch y, a framework's staging copy);
+        with ``include_transfer``, the host copies of x and y each call makes."""
+        n = params["n"]
+        return int((5 if params.get("include_transfer") else 3) * n * host_dtype(dtype).itemsize)
 
     def describe(self, params):
         n = params["n"]

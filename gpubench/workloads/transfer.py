@@ -114,6 +114,10 @@ class TransferWorkload(Workload):
         # host source, reference copy, host destination or read-back, and the check's byte mask.
         return int(4 * params["bytes"] + params["bytes"])
 
+    def device_bytes(self, params, dtype):
+        """The device buffer (source and destination for a d2d copy)."""
+        return int(params["bytes"] * (2 if params["direction"] == "d2d" else 1))
+
     def describe(self, params):
         text = f"{params['direction']} {format_bytes(params['bytes'])}"
         return text + (f" {params['memory']}" if "memory" in params else "")

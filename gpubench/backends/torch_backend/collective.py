@@ -12,14 +12,18 @@ module. ``build`` returns a :class:`~gpubench.workloads.collective.CollectiveSes
   rendezvous is a TCP store the parent itself serves on a free port (bound to port 0, so no two
   cases can race for a port). Every rank arms ``PR_SET_PDEATHSIG`` with SIGKILL, so it dies with
   the worker even when the worker is SIGKILLed. Every step (launch, verification, timing) has a
-  deadline: a rank that does not answer in time is a ``timeout`` and every rank is killed;
+  deadline, kept by the parent alone: a rank that does not answer in time is a ``timeout`` and
+  every rank is killed (the ranks' own group timeout is longer, :data:`RANK_GRACE_S`, so a peer
+  waiting for a hung rank never reports its receive timeout first);
 * inside a rank of a ``torchrun`` job (``python -m gpubench.collective``), where the process
   group already exists: :class:`GroupSession` runs the collective in the process itself, which is
-  how one case spans several nodes through torchrun's rendezvous.
+  how one case spans several nodes through torchrun's rendezvous. There the group's timeout is
+  the only clock: a collective it gives up on ends the case as ``timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
@@ -38,6 +42,11 @@ LAUNCH_ALLOWANCE_S = 120.0
 
 #: How long ranks get to leave the group after ``stop`` before they are killed.
 STOP_GRACE_S = 10.0
+
+#: How much longer than the parent's longest step limit (the launch's) the ranks' own process-group and
+#: store timeouts are: the parent's deadline always comes first, so a hung rank ends its case as
+#: ``timeout``, not as a peer's ``error`` from gloo's receive timeout racing the parent's clock.
+RANK_GRACE_S = 60.0
 
 
 def nccl_skip_reason(ranks: int, device_count: int, nccl_available: bool, first_device: int = 0) -> str | None:
@@ -114,14 +123,29 @@ class GroupSession(CollectiveSession):
                      "comm_backend": comm_backend(tdev.type)}
 
     def verify(self) -> np.ndarray:
-        wrong, checksum = self.bench.verify()
-        mine = self.torch.tensor([[float(wrong), checksum]], dtype=self.torch.float64, device=self.tdev)
-        every = self.torch.empty((self.bench.world, 2), dtype=self.torch.float64, device=self.tdev)
-        self.bench.gather(every, mine)
-        return every.cpu().numpy()
+        with _group_timeout_is_case_timeout("verification"):
+            wrong, checksum = self.bench.verify()
+            mine = self.torch.tensor([[float(wrong), checksum]], dtype=self.torch.float64, device=self.tdev)
+            every = self.torch.empty((self.bench.world, 2), dtype=self.torch.float64, device=self.tdev)
+            self.bench.gather(every, mine)
+            return every.cpu().numpy()
 
     def time(self, settings: HarnessSettings) -> RankTiming:
-        return _timing(self.bench.time(settings))
+        with _group_timeout_is_case_timeout("timing"):
+            return _timing(self.bench.time(settings))
+
+
+@contextlib.contextmanager
+def _group_timeout_is_case_timeout(step: str):
+    """Inside a torchrun job the process group's timeout is the case's clock: its expiry is a ``timeout``."""
+    from gpubench.backends.torch_backend.collective_rank import is_comm_timeout
+
+    try:
+        yield
+    except Exception as exc:
+        if is_comm_timeout(exc):
+            raise CaseTimeout(f"{step}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        raise
 
 
 class SpawnedSession(CollectiveSession):
@@ -152,7 +176,8 @@ class SpawnedSession(CollectiveSession):
             cfg = {"parent_pid": os.getpid(), "host": "127.0.0.1", "port": self.store.port, "ranks": self.ranks,
                    "layout": lay, "seed": seed, "bound": bound, "dtype": dtype, "device_kind": device.kind,
                    "device_base": _device_index(device), "threads": max(1, cores // self.ranks),
-                   "timeout_s": self.timeout_s, "bench": bench}
+                   "timeout_s": self.timeout_s, "bench": bench,
+                   "group_timeout_s": self.timeout_s + LAUNCH_ALLOWANCE_S + RANK_GRACE_S}
             pipes = [multiprocessing.get_context("spawn").Pipe() for _ in range(self.ranks)]
             self.conns = [parent for parent, _ in pipes]
             self.context = tmp.start_processes(spawned_rank, args=(cfg, [child for _, child in pipes]),

@@ -31,6 +31,15 @@ from gpubench.workloads.collective import CHUNK, Layout, rank_table, segments
 #: a ``timeout`` with every process killed, and that a wrong collective becomes ``incorrect``.
 HANG_ENV = "GPUBENCH_TEST_COLLECTIVE_HANG_RANK"
 CORRUPT_ENV = "GPUBENCH_TEST_COLLECTIVE_CORRUPT_RANK"
+#: Test-only: the rank named hangs before it joins the group (its peers wait in the rendezvous).
+HANG_LAUNCH_ENV = "GPUBENCH_TEST_COLLECTIVE_HANG_LAUNCH_RANK"
+
+
+def is_comm_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch.distributed giving up on a peer: gloo's ``Timed out waiting ...`` on a receive,
+    a store or rendezvous timeout (``DistStoreError``, ``DistNetworkError``), NCCL's watchdog timeout."""
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, TimeoutError)) and ("timed out" in text or "timing out" in text)
 
 def _test_switch(name: str, rank: int) -> bool:
     value = os.environ.get(name, "")
@@ -293,6 +302,8 @@ def spawned_rank(local_rank: int, cfg: dict[str, Any], conns: list[Any]) -> None
     Every reply is ``("ok", value)`` or ``("error", text)``; after an error the rank exits.
     """
     die_with_parent(cfg["parent_pid"])
+    if _test_switch(HANG_LAUNCH_ENV, local_rank):
+        time.sleep(3600)
     conn = conns[local_rank]
     for i, other in enumerate(conns):
         if i != local_rank:
@@ -307,7 +318,9 @@ def spawned_rank(local_rank: int, cfg: dict[str, Any], conns: list[Any]) -> None
             os._exit(1)
 
     try:
-        timeout = datetime.timedelta(seconds=cfg["timeout_s"])
+        # The group's own limit is longer than every step limit of the parent, which alone decides that a
+        # step took too long (a hung rank is the case's timeout, never a peer's receive error).
+        timeout = datetime.timedelta(seconds=cfg.get("group_timeout_s", cfg["timeout_s"]))
         if cfg["device_kind"] == "cuda":
             device = torch.device("cuda", cfg["device_base"] + local_rank)
             torch.cuda.set_device(device)
