@@ -18,7 +18,7 @@ LAYERS = (
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
                      "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing")),
-    ("storage", ("gpubench.store",)),
+    ("storage", ("gpubench.store", "gpubench.refcache")),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
     ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
