@@ -17,7 +17,8 @@ and recorded the same way wherever it runs:
 2. **verify**: one timed call, its output checked against the reference. A case ends here as
    ``skipped`` (unavailable), ``error`` (an exception) or ``incorrect`` (the output failed the
    check; its one call is its only sample and it is never measured further);
-3. **measure**: the harness (or a self-timed workload's own clock) takes the samples — in
+3. **measure**: the harness (or a self-timed workload's own clock) takes the samples — the
+   verification call counting as the first, one-time-cost warm-up call — in
    cold-cache mode (``cache = "cold"``) one call per sample, each after the backend's
    :meth:`~gpubench.backends.base.Backend.cache_flusher` — and :meth:`CasePath.finish` turns any
    :class:`~gpubench.harness.Measurement` into the record (also one taken by pytest-benchmark),
@@ -275,7 +276,9 @@ class CasePath:
             else:
                 flush = self.flusher.flush if self.flusher is not None else None
                 self._wait_idle()
-                m = measure(self.op.call, self.op.timer, settings, flush=flush, observer=self.watch)
+                # The verification call was the first call (its one-time costs): the warm-up goes on from it.
+                m = measure(self.op.call, self.op.timer, settings, flush=flush, observer=self.watch,
+                            first_call_s=self.first_call_s)
         except Exception as exc:  # noqa: BLE001 - a failure while timing is the case's error
             return self._failure(exc)
         return self.finish(m)
