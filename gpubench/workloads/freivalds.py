@@ -4,7 +4,7 @@ The full check of a product ``C ≈ R = A·B`` (A: M×K, B: K×N) computes ``R``
 FLOPs, as much arithmetic as the product it checks, on the host. Freivalds' method looks at the
 product through ``r`` random vectors instead: with X an N×r matrix of independent standard normal
 numbers, ``R·X = A·(B·X)`` costs 2·r·(K·N + M·K) FLOPs and ``C·X`` 2·r·M·N, so the check is O(n²)
-(at 4096³ and r = 32 about 45× less arithmetic, and no M×N float64 matrix is ever made).
+(at 4096³ and r = 32 about 40× less arithmetic, and no M×N float64 matrix is ever made).
 
 **What it computes.** With ``E = C − R`` (the error of the output), the full check's relative
 error is ``e = ‖E‖_F / ‖R‖_F``; the projected one is
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Random vectors per check (r). 32 keeps a wrong result's worst-case pass probability at 5e-6 for an
-#: error twice the tolerance; the check stays O(n²) (at 4096³, about 45× less arithmetic than the full one).
+#: error twice the tolerance; the check stays O(n²) (at 4096³, about 40× less arithmetic than the full one).
 VECTORS = 32
 #: Largest float64 block a conversion holds at once.
 BLOCK_BYTES = 32 * 2**20

@@ -128,7 +128,7 @@ class MnistWorkload(Workload):
     def make_inputs(self, params, dtype, rng):
         """Images scaled to [0, 1] as (N, 784), labels, per-epoch orders and the initial weights.
 
-        ``rng`` (seeded per backend) is deliberately not used: data order and weights come from
+        ``rng`` (seeded per problem) is deliberately not used: data order and weights come from
         ``params["seed"]`` so that every backend trains on exactly the same problem.
         """
         from gpubench.mnist_data import load
