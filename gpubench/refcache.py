@@ -15,7 +15,7 @@ Where it lives, first match wins:
    ``results/gpubench.sqlite``; for a store that is not a file, ``results/refcache``).
 
 ``gpubench run`` resolves the location once and hands it to its worker processes through
-``$GPUBENCH_REFCACHE`` (:func:`export`), so the runner and every worker agree; the pytest plugin
+``$GPUBENCH_REFCACHE`` (:func:`exported`), so the runner and every worker agree; the pytest plugin
 and a direct :func:`gpubench.case.run_case` read the same variable.
 
 Entries:
@@ -35,6 +35,7 @@ Entries:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -44,6 +45,7 @@ import re
 import secrets
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +125,19 @@ def resolve(option: str | None = None, store: str | os.PathLike | None = None) -
     return default_location(store)
 
 
-def export(location: Path | None) -> None:
-    """Hand the resolved location to this process's children (the runner's workers) through ``$GPUBENCH_REFCACHE``."""
+@contextlib.contextmanager
+def exported(location: Path | None) -> Iterator[None]:
+    """Hand the resolved location to the processes started inside (the runner's workers) through
+    ``$GPUBENCH_REFCACHE``; the variable's old value comes back afterwards."""
+    old = os.environ.get(ENV)
     os.environ[ENV] = OFF if location is None else str(Path(location).absolute())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
 
 
 def from_environment() -> RefCache | None:

@@ -153,6 +153,17 @@ def test_location_option_then_environment_then_beside_the_store(tmp_path, monkey
         refcache.resolve("  ")
 
 
+def test_the_location_is_handed_to_child_processes_for_the_run_only(tmp_path, monkeypatch):
+    monkeypatch.setenv(refcache.ENV, "before")
+    with refcache.exported(tmp_path / "c"):
+        assert os.environ[refcache.ENV] == str((tmp_path / "c").absolute())
+    assert os.environ[refcache.ENV] == "before"
+    monkeypatch.delenv(refcache.ENV)
+    with refcache.exported(None):
+        assert os.environ[refcache.ENV] == "off"
+    assert refcache.ENV not in os.environ
+
+
 def test_sizes_parse_and_a_bad_size_is_a_usage_error(monkeypatch):
     assert refcache.parse_size("2G") == 2 * 2**30 and refcache.parse_size("500M") == 500 * 2**20
     assert refcache.parse_size("1000") == 1000 and refcache.parse_size("1.5GiB") == int(1.5 * 2**30)

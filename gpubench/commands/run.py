@@ -61,7 +61,7 @@ def run(args) -> int:
         raise UsageError(f"--wait-idle must be a non-negative number of seconds, got {args.wait_idle}")
     from gpubench import refcache
 
-    # Resolved once here and handed to the workers through their environment (refcache.export).
+    # Resolved once here and handed to the workers through their environment (refcache.exported).
     ref_cache = refcache.resolve(args.ref_cache, args.store)
     refcache.max_bytes_from_environment()  # a malformed $GPUBENCH_REFCACHE_SIZE is a usage error now, not later
     if args.dry_run:
@@ -78,8 +78,7 @@ def run(args) -> int:
     warning = busy_warning(probe_cpu(0.5))
     if warning:
         print(warning, file=sys.stderr)
-    refcache.export(ref_cache)
-    with ResultStore(args.store) as store:
+    with refcache.exported(ref_cache), ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
