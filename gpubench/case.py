@@ -225,12 +225,16 @@ class CasePath:
         cost = workload.reference_cost(params)
         if not cost >= CACHE_MIN_FLOPS:
             return workload.reference(inputs, params), "computed"
-        key = refcache.key_of({
-            "workload": workload.name, "version": workload.version, "params": workload.problem_params(params),
-            "dtype": self.spec.dtype, "seed": seed, "numpy": np.__version__,
-            "sources": refcache.source_digest(workload.reference_modules()),
-            "inputs": refcache.fingerprint(inputs),
-        })
+        try:
+            key = refcache.key_of({
+                "workload": workload.name, "version": workload.version, "params": workload.problem_params(params),
+                "dtype": self.spec.dtype, "seed": seed, "numpy": np.__version__,
+                "sources": refcache.source_digest(workload.reference_modules()),
+                "inputs": refcache.fingerprint(inputs),
+            })
+        except Exception as exc:  # noqa: BLE001 - a plug-in whose problem cannot be keyed is computed, not failed
+            self.reference_metrics["reference_cache_error"] = f"no cache key: {_one_line(exc)}"
+            return workload.reference(inputs, params), "computed"
         ref = refcache.memo_get(key)
         if ref is not None:
             return ref, "cached"
