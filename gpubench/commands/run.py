@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the cases and exit without running")
     p.add_argument("--ref-cache", metavar="DIR|off",
                    help="where float64 references are kept between cases and runs (default: $GPUBENCH_REFCACHE, "
-                        "else refcache/ beside the store); 'off' computes every one")
+                        "else refcache/ beside the store); 'off' keeps none on disk")
     add_store_argument(p)
 
 
