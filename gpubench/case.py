@@ -246,6 +246,7 @@ class CasePath:
                 return ref, "cached"
         ref = workload.reference(inputs, params)
         if isinstance(ref, np.ndarray):
+            ref.flags.writeable = False  # shared from now on (memo, cache): a check must not change it
             refcache.memo_put(key, ref)
             if cache is not None and cost >= CACHE_MIN_FLOPS_PER_BYTE * ref.nbytes:
                 cache.put(key, ref, meta={"workload": workload.name, "params": workload.problem_params(params),
