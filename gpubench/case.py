@@ -8,13 +8,18 @@ and recorded the same way wherever it runs:
    ``m=n=k=1024``, so the spec, its seed and its match key are those of the suite's case); load
    the backend, resolve the device, ask whether the backend supports the case and whether it
    fits in memory (:mod:`gpubench.memfit`); enter the backend's :meth:`~gpubench.backends.base.Backend.case_scope`
-   (process-global switches restored afterwards); draw the inputs from the spec's seed; compute
-   the float64 reference from the pristine inputs; build the op;
+   (process-global switches restored afterwards); draw the inputs from the *problem's* seed
+   (:func:`problem_seed`: the workload and the parameters that change the answer, never the
+   backend, device, variant or a timing mode, so every case of one problem gets the same inputs);
+   get the reference from the pristine inputs (:meth:`CasePath.reference`: a randomized check
+   for large products, else the float64 reference, read from the reference cache when another
+   case or run computed it, :mod:`gpubench.refcache`); build the op;
 2. **verify**: one timed call, its output checked against the reference. A case ends here as
    ``skipped`` (unavailable), ``error`` (an exception) or ``incorrect`` (the output failed the
    check; its one call is its only sample and it is never measured further);
 3. **measure**: the harness (or a self-timed workload's own clock, or for a ``per_call_latency``
-   workload one synchronized host-clock sample per call, :mod:`gpubench.latency`) takes the samples — in
+   workload one synchronized host-clock sample per call, :mod:`gpubench.latency`) takes the samples — the
+   verification call counting as the first, one-time-cost warm-up call — in
    cold-cache mode (``cache = "cold"``) one call per sample, each after the backend's
    :meth:`~gpubench.backends.base.Backend.cache_flusher` — and :meth:`CasePath.finish` turns any
    :class:`~gpubench.harness.Measurement` into the record (also one taken by pytest-benchmark),
@@ -32,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import time
 import traceback
 from typing import Any
@@ -47,10 +53,28 @@ from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec, spec_hash
 from gpubench.timing import NAIVE_TIMINGS, UNSYNCHRONIZED, measure_naive
 from gpubench.workloads.base import CACHE, TIMING, TIMING_DEFAULT
 
+#: A full reference is looked up in the reference cache when it costs at least this many FLOPs...
+CACHE_MIN_FLOPS = 1e8
+#: ...and stored there when it also costs at least this many FLOPs per byte it takes: reading it back
+#: (and hashing it) must be cheaper than computing it (a SAXPY reference never is).
+CACHE_MIN_FLOPS_PER_BYTE = 32.0
+
+
+def problem_seed(workload: Any, params: dict[str, Any]) -> int:
+    """Seed of a problem's random inputs: a hash of the workload and the parameters that change the answer
+    (:meth:`~gpubench.workloads.base.Workload.problem_params`), so every backend, device, variant and timing
+    mode of one problem — and every tool — draws the same inputs, and one reference checks them all."""
+    text = json.dumps({"workload": workload.name, "params": workload.problem_params(params)},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
 
 def case_seed(spec: CaseSpec) -> int:
-    """Seed of a case's random inputs: derived from its spec, so every tool draws the same inputs."""
-    return int(hashlib.sha256(spec.match_key().encode()).hexdigest()[:8], 16)
+    """Seed of a case's random inputs: its problem's (:func:`problem_seed`)."""
+    from gpubench.workloads import get_workload
+
+    workload = get_workload(spec.workload)
+    return problem_seed(workload, workload.normalize_params(spec.param_dict))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -87,6 +111,9 @@ class CasePath:
         self.flusher = None
         """The cache flusher of a cold-cache case (:class:`~gpubench.ops.CacheFlusher`), else None."""
         self.cache_metrics: dict[str, Any] = {}
+        self.reference_metrics: dict[str, Any] = {}
+        """``reference_s`` (seconds to compute or read the reference), ``reference_source`` (``computed``,
+        ``cached`` or the randomized method, ``freivalds``) and ``check_s`` (seconds of the check)."""
         self._scope = contextlib.ExitStack()
 
     # --- results ---------------------------------------------------------------------------------
@@ -98,7 +125,7 @@ class CasePath:
             "rel_error": self.rel_error, "tolerance": self.tolerance,
             "device_name": self.device.name if self.device is not None else "",
             "spec_hash": spec_hash(self.spec, self.sources), "wall_s": time.perf_counter() - self.t0,
-            "metrics": {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics},
+            "metrics": self._metrics(),
         }
         base.update(fields)
         machine, energy, watch_flags = self.watch.state(status)
@@ -107,6 +134,9 @@ class CasePath:
         base["flags"] = tuple(base.get("flags", ())) + tuple(watch_flags)
         return CaseResult(spec=self.spec, status=status, error=error, **base)
 
+    def _metrics(self) -> dict[str, Any]:
+        return {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics, **self.reference_metrics}
+
     def _failure(self, exc: BaseException) -> CaseResult:
         if isinstance(exc, Unavailable):
             return self.record("skipped", str(exc))
@@ -114,7 +144,7 @@ class CasePath:
             return self.record("timeout", str(exc))
         if isinstance(exc, MemoryError):
             return self.record("error", "out of memory (MemoryError)")
-        metrics = {**(self.op.metrics if self.op is not None else {}), **self.cache_metrics}
+        metrics = self._metrics()
         metrics["traceback"] = traceback.format_exc()[-4000:]
         return self.record("error", _one_line(exc), metrics=metrics)
 
@@ -137,9 +167,10 @@ class CasePath:
                 skipped = self._prepare_cache(params[CACHE])
                 if skipped:
                     return self.record("skipped", skipped)
-            inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(case_seed(spec)))
+            seed = problem_seed(workload, params)
+            inputs = workload.make_inputs(params, spec.dtype, np.random.default_rng(seed))
             # The reference comes first, from pristine inputs: an op may update its inputs in place.
-            ref = workload.reference(inputs, params)
+            ref = self.reference(inputs, seed)
             self.op = op = workload.bind(backend.build(spec, params, inputs, device), params, spec.dtype)
             self.sources.update(op.sources)
             # Correctness first: one call on fresh inputs, checked against the float64 reference.
@@ -153,7 +184,9 @@ class CasePath:
                 if workload.self_timed:
                     self.watch.window_end(None)
             out = op.result()
+            t_check = time.perf_counter()
             self.rel_error, self.tolerance = workload.check(out, ref, params, spec.dtype)
+            self.reference_metrics["check_s"] = time.perf_counter() - t_check
             del out, inputs, ref
         except Exception as exc:  # any failure of the case is a result, not a crash
             return self._failure(exc)
@@ -181,6 +214,60 @@ class CasePath:
             flush = flush_bytes(cache[0]) if cache else 0
         need = case_need(self.workload, self.params, self.spec.dtype, self.device, flush)
         return shortfall(need, self.device)
+
+    def reference(self, inputs: dict[str, np.ndarray], seed: int) -> Any:
+        """What the first call's output is checked against, and how it was had (``reference_metrics``).
+
+        A workload's randomized reference when it offers one (Freivalds' check of a large product);
+        else its float64 reference — from this process's memo or the reference cache when this
+        problem's reference was computed before (by another backend, dtype-equal case or run), else
+        computed and kept there (:data:`CACHE_MIN_FLOPS`, :data:`CACHE_MIN_FLOPS_PER_BYTE`).
+        """
+        t0 = time.perf_counter()
+        ref = self.workload.randomized_reference(inputs, self.params, seed)
+        if ref is not None:
+            source = str(getattr(ref, "method", "randomized"))
+        else:
+            ref, source = self._full_reference(inputs, seed)
+        self.reference_metrics.update(reference_s=time.perf_counter() - t0, reference_source=source)
+        return ref
+
+    def _full_reference(self, inputs: dict[str, np.ndarray], seed: int) -> tuple[Any, str]:
+        from gpubench import refcache
+
+        workload, params = self.workload, self.params
+        cost = workload.reference_cost(params)
+        if not cost >= CACHE_MIN_FLOPS:
+            return workload.reference(inputs, params), "computed"
+        try:
+            key = refcache.key_of({
+                "workload": workload.name, "version": workload.version, "params": workload.problem_params(params),
+                "dtype": self.spec.dtype, "seed": seed, "numpy": np.__version__,
+                "sources": refcache.source_digest(workload.reference_modules()),
+                "inputs": refcache.fingerprint(inputs),
+            })
+        except Exception as exc:  # noqa: BLE001 - a plug-in whose problem cannot be keyed is computed, not failed
+            self.reference_metrics["reference_cache_error"] = f"no cache key: {_one_line(exc)}"
+            return workload.reference(inputs, params), "computed"
+        ref = refcache.memo_get(key)
+        if ref is not None:
+            return ref, "cached"
+        cache = refcache.from_environment()
+        if cache is not None:
+            ref = cache.get(key)
+            if ref is not None:
+                refcache.memo_put(key, ref)
+                return ref, "cached"
+        ref = workload.reference(inputs, params)
+        if isinstance(ref, np.ndarray):
+            ref.flags.writeable = False  # shared from now on (memo, cache): a check must not change it
+            refcache.memo_put(key, ref)
+            if cache is not None and cost >= CACHE_MIN_FLOPS_PER_BYTE * ref.nbytes:
+                cache.put(key, ref, meta={"workload": workload.name, "params": workload.problem_params(params),
+                                          "dtype": self.spec.dtype})
+        if cache is not None and cache.last_error:
+            self.reference_metrics["reference_cache_error"] = cache.last_error
+        return ref, "computed"
 
     def _prepare_cache(self, mode: str) -> str | None:
         """Read the device's last-level cache (recorded) and, for ``cold``, build its flusher; a skip reason or None."""
@@ -213,7 +300,9 @@ class CasePath:
             else:
                 flush = self.flusher.flush if self.flusher is not None else None
                 self._wait_idle()
-                m = measure(self.op.call, self.op.timer, settings, flush=flush, observer=self.watch)
+                # The verification call was the first call (its one-time costs): the warm-up goes on from it.
+                m = measure(self.op.call, self.op.timer, settings, flush=flush, observer=self.watch,
+                            first_call_s=self.first_call_s)
         except Exception as exc:  # noqa: BLE001 - a failure while timing is the case's error
             return self._failure(exc)
         return self.finish(m)

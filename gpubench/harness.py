@@ -200,15 +200,16 @@ def calibrate(timer: Timer, fn: Callable[[], object], per_call_estimate: float,
 
 
 def warm_up(timed: Callable[[int], float], settings: HarnessSettings,
-            now: Callable[[], float] = time.perf_counter) -> list[float]:
+            now: Callable[[], float] = time.perf_counter, first_call_s: float | None = None) -> list[float]:
     """Time single calls (``timed(1)``) until one-time costs are out; return every warm-up time.
 
     The first call carries one-time costs (JIT, autotuning, handle creation, a flusher's first touch
     of its buffer); the harness keeps calling until ``warmup_s`` passed after it and at least
     ``warmup_min_calls`` more were made (10,000 at most). ``min(times[1:])`` estimates the steady
-    per-call time.
+    per-call time. ``first_call_s``: that first call was already made (the case path's verification
+    call) and took this long; the warm-up goes on from it.
     """
-    timings = [timed(1)]
+    timings = [timed(1) if first_call_s is None else float(first_call_s)]
     warm_start = now()
     while len(timings) < settings.warmup_min_calls + 1 or now() - warm_start < settings.warmup_s:
         timings.append(timed(1))
@@ -219,7 +220,8 @@ def warm_up(timed: Callable[[int], float], settings: HarnessSettings,
 
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
             now: Callable[[], float] = time.perf_counter,
-            flush: Callable[[], object] | None = None, observer: WindowObserver | None = None) -> Measurement:
+            flush: Callable[[], object] | None = None, observer: WindowObserver | None = None,
+            first_call_s: float | None = None) -> Measurement:
     """Warm up ``fn``, calibrate calls per sample, then sample until the median is known well enough.
 
     Stops when at least ``min_samples`` were taken and either the median's 95 % interval is
@@ -234,6 +236,9 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
     ``observer``, when given, is told when the sampling window (after warm-up and calibration)
     opens and closes, and how many calls it held — or, in cold-cache mode, that its energy is not
     per call (the flushes ran inside it).
+
+    ``first_call_s``: the first call of ``fn`` (its one-time costs) was already made, taking this
+    long — the case path's verification call — so the warm-up counts it instead of repeating it.
     """
     host: list[float] = []
 
@@ -243,13 +248,14 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
         return timer(fn, number)
 
     start = now()
-    timings = warm_up(timed, settings, now)
+    timings = warm_up(timed, settings, now, first_call_s)
     if flush is not None:
         number = 1
     else:
-        # Later warm-up calls estimate the steady per-call time; ignore the first.
+        # Later warm-up calls estimate the steady per-call time; ignore the first. When even the fastest
+        # of them lasted a whole sample, one call per sample is proven: no calibration call is needed.
         estimate = min(timings[1:])
-        number = calibrate(timer, fn, estimate, settings.min_sample_s)
+        number = 1 if estimate >= settings.min_sample_s else calibrate(timer, fn, estimate, settings.min_sample_s)
 
     samples: list[float] = []
     if observer is not None:

@@ -13,6 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _reference_cache(tmp_path_factory):
+    """One reference cache for the whole test session (and the gpubench processes it starts), never results/."""
+    if "GPUBENCH_REFCACHE" not in os.environ:
+        os.environ["GPUBENCH_REFCACHE"] = str(tmp_path_factory.mktemp("refcache"))
+    yield
+
+
 @pytest.fixture
 def store_path(tmp_path, monkeypatch) -> Path:
     """A fresh store path, also exported as GPUBENCH_STORE."""

@@ -19,7 +19,7 @@ LAYERS = (
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
                      "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing", "gpubench.latency",
                      "gpubench.memfit")),
-    ("storage", ("gpubench.store",)),
+    ("storage", ("gpubench.store", "gpubench.refcache")),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
     ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),

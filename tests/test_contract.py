@@ -30,6 +30,10 @@ SMALLEST: dict[str, tuple[str, dict]] = {
     "all_reduce": ("float32", {"bytes": 4096, "ranks": 2}),
     "all_gather": ("float32", {"bytes": 4096, "ranks": 2}),
     "broadcast": ("float32", {"bytes": 4096, "ranks": 2}),
+    "inference": ("float32", {"model": "mlp", "batch": 1}),
+    "input_pipeline": ("float32", {"images": 8, "image_size": 40, "crop": 32, "batch_size": 4, "steps": 2,
+                                   "windows": 2}),
+    "ddp_training": ("float32", {"model": "cnn", "global_batch": 16, "steps": 2, "ranks": 1}),
 }
 
 

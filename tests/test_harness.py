@@ -145,3 +145,18 @@ def test_device_event_timer_reads_the_events_not_the_host():
     seconds = timer(lambda: log.append("call"), 2)
     assert log == ["record", "call", "call", "record", "sync"]
     assert seconds == pytest.approx(3 * 1.5 / 1e3) and timer.name == "cuda_event"
+
+
+def test_a_verification_call_already_made_is_the_first_warm_up_call_and_long_calls_need_no_calibration():
+    """A 50 ms op: the case path's verification call (its one-time costs) counts as the first warm-up call,
+    and warm-up calls that each lasted a whole sample prove one call per sample without another call."""
+    s = HarnessSettings(warmup_s=0.0, warmup_min_calls=2, min_sample_s=0.02, min_samples=3, target_rel_ci=0.5)
+    clock = FakeClock(lambda i: 0.05)
+    m = measure(noop, clock, s, now=clock.now, first_call_s=1.0)
+    assert clock.numbers == [1] * 5  # two more warm-up calls and three samples: no calibration call
+    assert m.warmup_calls == 3 and m.number == 1 and len(m.samples) == 3
+    fresh = FakeClock(lambda i: 1.0 if i == 0 else 0.05)
+    m = measure(noop, fresh, s, now=fresh.now)
+    assert fresh.numbers == [1] * 6 and max(m.samples) == pytest.approx(0.05)
+    short = FakeClock(lambda i: 1e-3)  # a short op is still batched
+    assert measure(noop, short, s, now=short.now, first_call_s=0.5).number >= 20

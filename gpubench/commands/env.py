@@ -62,6 +62,13 @@ def gpu_state_lines(state: dict) -> list[str]:
     return out
 
 
+def _reference_cache() -> dict:
+    """Where ``gpubench run`` keeps references (``$GPUBENCH_REFCACHE``, else beside the default store)."""
+    from gpubench import refcache
+
+    return refcache.describe(refcache.resolve())
+
+
 def run(args) -> int:
     import json
 
@@ -78,6 +85,7 @@ def run(args) -> int:
             if b not in backend_names():
                 raise UsageError(f"unknown backend {b!r} (known: {', '.join(backend_names())})")
     env = capture_host()
+    env["reference_cache"] = _reference_cache()
     if wanted != ("none",):
         # Backends are asked in worker processes: a plug-in that prints, crashes or hangs cannot
         # corrupt this output or stop this command.
@@ -101,6 +109,9 @@ def run(args) -> int:
     for line in gpu_state_lines(env.get("gpu_state") or {}):
         print(line)
     print("libraries " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items()))
+    from gpubench.refcache import describe_line
+
+    print("refcache  " + describe_line(env["reference_cache"]))
     for name, b in env.get("backends", {}).items():
         if not b.get("available"):
             print(f"{name:<9} unavailable: {b.get('reason')}")

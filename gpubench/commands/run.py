@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                    help="before each case, wait up to S seconds for other processes to leave the cores")
     p.add_argument("--dry-run", action="store_true", help="list the cases and exit without running")
+    p.add_argument("--ref-cache", metavar="DIR|off",
+                   help="where float64 references are kept between cases and runs (default: $GPUBENCH_REFCACHE, "
+                        "else refcache/ beside the store); 'off' keeps none on disk")
     add_store_argument(p)
 
 
@@ -57,6 +60,11 @@ def run(args) -> int:
     timeout = args.timeout or suite.timeout_s or DEFAULT_TIMEOUT_S
     if not (args.wait_idle >= 0 and args.wait_idle != float("inf")):
         raise UsageError(f"--wait-idle must be a non-negative number of seconds, got {args.wait_idle}")
+    from gpubench import refcache
+
+    # Resolved once here and handed to the workers through their environment (refcache.exported).
+    ref_cache = refcache.resolve(args.ref_cache, args.store)
+    refcache.max_bytes_from_environment()  # a malformed $GPUBENCH_REFCACHE_SIZE is a usage error now, not later
     if args.dry_run:
         for spec in specs:
             print(spec.label())
@@ -71,7 +79,7 @@ def run(args) -> int:
     warning = busy_warning(probe_cpu(0.5))
     if warning:
         print(warning, file=sys.stderr)
-    with ResultStore(args.store) as store:
+    with refcache.exported(ref_cache), ResultStore(args.store) as store:
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])

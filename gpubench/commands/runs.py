@@ -31,11 +31,13 @@ def summaries(store) -> list[dict]:
 def run(args) -> int:
     import json
 
+    from gpubench import refcache
     from gpubench.store import ResultStore
     from gpubench.tables import render
 
     with ResultStore(args.store, readonly=True) as store:
         runs = summaries(store)
+    cache = refcache.describe(refcache.resolve(None, args.store))
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
@@ -48,6 +50,7 @@ def run(args) -> int:
                      counts, where or "?", r["reason"][:100]])
     if not rows:
         print("no runs")
-        return 0
-    print(render(["run", "started", "suite", "label", "status", "results", "machine", "note"], rows, right=(0,)))
+    else:
+        print(render(["run", "started", "suite", "label", "status", "results", "machine", "note"], rows, right=(0,)))
+    print(f"reference cache: {refcache.describe_line(cache)}")
     return 0

@@ -72,7 +72,9 @@ def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """Uniform values in [-1, 1) that ``dtype`` represents exactly (never zeros: docs/measurement.md §3)."""
-    x = rng.random(shape, dtype=np.float32 if dtype != "float64" else np.float64) * 2 - 1
+    x = rng.random(shape, dtype=np.float32 if dtype != "float64" else np.float64)
+    x *= 2  # in place: the same values as ``x * 2 - 1``, without two more arrays of the inputs' size
+    x -= 1
     if dtype == "bfloat16":
         return round_to_bfloat16(x)
     return x.astype(host_dtype(dtype), copy=False)
@@ -194,13 +196,50 @@ class Workload:
             raise UsageError(f"{self.name}: {key} must be one of {list(p.choices)}, got {value!r}")
         return value
 
+    # --- the problem: what a reference depends on --------------------------------------------------
+    #: Mode parameters that nonetheless change the answer (conv2d's ``layout`` arranges the input and
+    #: the output differently): kept in :meth:`problem_params`.
+    answer_modes: tuple[str, ...] = ()
+
+    def problem_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters that change the answer: all but the ``mode`` switches (except :attr:`answer_modes`).
+
+        The inputs' seed and the float64 reference depend on these only, never on the backend, device,
+        variant or a mode such as ``tf32`` or ``timing``: every case of one problem draws the same
+        inputs and shares one reference (:mod:`gpubench.refcache`).
+        """
+        modes = self.mode_params()
+        return {k: v for k, v in params.items() if k not in modes or k in self.answer_modes}
+
+    def reference_modules(self) -> tuple[str, ...]:
+        """Modules whose source computes this workload's inputs and reference (their text is part of the cache key).
+
+        The default: the modules of the workload's classes. A workload whose reference lives in other
+        modules as well (MNIST's training loop) names them too.
+        """
+        return tuple(dict.fromkeys(c.__module__ for c in type(self).__mro__ if c is not object))
+
+    def reference_cost(self, params: dict[str, Any]) -> float:
+        """FLOPs of the float64 reference (default :meth:`flops`): a reference is worth caching when it is large
+        against the bytes it takes to store (:mod:`gpubench.case`)."""
+        return float(self.flops(params) or 0.0)
+
+    def randomized_reference(self, inputs: dict[str, np.ndarray], params: dict[str, Any], seed: int) -> Any:
+        """A reference far cheaper than :meth:`reference` that :meth:`check` understands, or None (the default).
+
+        GEMM-shaped workloads return a :class:`~gpubench.workloads.freivalds.Projection` above a size
+        (Freivalds' check, O(n²) instead of O(n³)); ``seed`` is the problem's seed, for its random vectors.
+        Called on the pristine inputs, before the op runs.
+        """
+        return None
+
     # --- hooks -------------------------------------------------------------------------------
     def make_inputs(self, params: dict[str, Any], dtype: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Random host inputs, exactly representable in ``dtype``."""
         raise NotImplementedError
 
     def reference(self, inputs: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
-        """The expected output, computed in float64 with NumPy."""
+        """The expected output, computed in float64 with NumPy (never modified by :meth:`check`: it may be shared)."""
         raise NotImplementedError
 
     def flops(self, params: dict[str, Any]) -> float | None:

@@ -237,6 +237,8 @@ class CollectiveWorkload(Workload):
         "nodes": Param(int, None, minimum=1, mode=True, match_reference=True, tag="nodes"),
         "timeout_s": Param(float, None, mode=True, tag="timeout_s"),
     }
+    #: The ranks (and how they spread over nodes) lay the data out: part of the problem.
+    answer_modes = ("ranks", "nodes")
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
         if "bytes" not in params:

@@ -87,6 +87,8 @@ class Conv2dWorkload(Workload):
         "layout": Param(str, default="NCHW", minimum=None, choices=LAYOUTS, mode=True, match_reference=True),
         "include_transfer": Param(bool, minimum=None, mode=True, tag="+copies"),
     }
+    #: ``layout`` arranges the input and the output: NHWC and NCHW cases have references of their own.
+    answer_modes = ("layout",)
 
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
         params = dict(params)

@@ -1,4 +1,11 @@
-"""Dense matrix multiply ``C = A @ B`` with A: M×K and B: K×N."""
+"""Dense matrix multiply ``C = A @ B`` with A: M×K and B: K×N.
+
+Above :data:`FREIVALDS_MIN_MNK` (M·N·K larger than 1024³) a product is checked with Freivalds'
+method (:mod:`gpubench.workloads.freivalds`): ``C·X`` against ``A·(B·X)`` for random vectors X, in
+O(n²), instead of against the full float64 product, an O(n³) computation on the host as long as
+the product it checks. Smaller products keep the full float64 reference (cached by problem, see
+:mod:`gpubench.refcache`), which costs milliseconds there.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ import numpy as np
 
 from gpubench.errors import UsageError
 from gpubench.workloads.base import TIMING, Param, Workload, host_dtype, random_array, timing_param
+from gpubench.workloads.freivalds import BLOCK_BYTES, Projection, project
+
+#: Products with M·N·K above this (1024³) are checked by Freivalds' method, smaller ones in full.
+FREIVALDS_MIN_MNK = 1024**3
 
 
 class GemmWorkload(Workload):
@@ -42,6 +53,31 @@ class GemmWorkload(Workload):
     def bound(self, params):
         """Every dense matmul algorithm in use performs its 2·M·N·K FLOPs: no rate beats the compute peak."""
         return "compute"
+
+    @staticmethod
+    def freivalds(params: dict[str, Any]) -> bool:
+        """Whether this product is checked by Freivalds' method (M·N·K above :data:`FREIVALDS_MIN_MNK`)."""
+        return params["m"] * params["n"] * params["k"] > FREIVALDS_MIN_MNK
+
+    def randomized_reference(self, inputs, params, seed):
+        """Above :data:`FREIVALDS_MIN_MNK`: the product seen through random vectors (``A·(B·X)``), else None."""
+        if not self.freivalds(params):
+            return None
+        return project(inputs["a"], inputs["b"], seed)
+
+    def check(self, out, ref, params, dtype):
+        """The full check's ``‖out − ref‖/‖ref‖``, or its Freivalds estimate when ``ref`` is a projection."""
+        if isinstance(ref, Projection):
+            return ref.relative_error(out), self.tolerance(params, dtype)
+        return super().check(out, ref, params, dtype)
+
+    def check_memory_bytes(self, params: dict[str, Any]) -> int:
+        """Host bytes of the float64 check beyond the inputs and the output: float64 copies of the inputs, the
+        full reference, the output's float64 copy and the difference, or, with Freivalds, a few converted blocks."""
+        m, n, k = params["m"], params["n"], params["k"]
+        if self.freivalds(params):
+            return int(2 * min(BLOCK_BYTES, 8 * max(m * k, k * n, m * n)))
+        return int(2 * (m * k + k * n + m * n) * 8)
 
     @staticmethod
     def shape_text(params: dict[str, Any]) -> str:
@@ -85,8 +121,8 @@ class MatmulWorkload(GemmWorkload):
     def memory_bytes(self, params, dtype):
         m, n, k = params["m"], params["n"], params["k"]
         elems = m * k + k * n + m * n
-        # inputs and output in the host dtype, float64 copies for the reference and the check.
-        return int(elems * host_dtype(dtype).itemsize + 2 * elems * 8)
+        # inputs and output in the host dtype, and the check's float64 arrays.
+        return int(elems * host_dtype(dtype).itemsize + self.check_memory_bytes(params))
 
     def device_bytes(self, params, dtype):
         """A, B and C on the device (and, with ``include_transfer``, the host copies each call makes)."""

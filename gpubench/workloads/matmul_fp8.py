@@ -130,6 +130,9 @@ class MatmulFp8Workload(GemmWorkload):
 
     def memory_bytes(self, params, dtype):
         m, n, k = params["m"], params["n"], params["k"]
+        if self.freivalds(params):
+            # float32 host inputs and their scaled copies, the result, and the check's blocks.
+            return int(2 * 4 * (m * k + k * n) + 2 * 4 * m * n + self.check_memory_bytes(params))
         # float32 host inputs (and their scaled copies), float64 reference, result and check copies.
         return int(2 * 4 * (m * k + k * n) + 8 * (m * k + k * n) + 4 * 8 * m * n)
 

@@ -128,7 +128,7 @@ class MnistWorkload(Workload):
     def make_inputs(self, params, dtype, rng):
         """Images scaled to [0, 1] as (N, 784), labels, per-epoch orders and the initial weights.
 
-        ``rng`` (seeded per backend) is deliberately not used: data order and weights come from
+        ``rng`` (seeded per problem) is deliberately not used: data order and weights come from
         ``params["seed"]`` so that every backend trains on exactly the same problem.
         """
         from gpubench.mnist_data import load
@@ -145,8 +145,29 @@ class MnistWorkload(Workload):
         inputs.update({f"w:{k}": v for k, v in initial_weights(params["model"], params["seed"]).items()})
         return inputs
 
+    #: Parameters that judge a run but do not change the reference training.
+    JUDGING = ("target_accuracy", "accuracy_tolerance")
+
+    def problem_params(self, params):
+        """Every parameter but the target and the accepted difference: one float64 training serves all of them."""
+        return {k: v for k, v in super().problem_params(params).items() if k not in self.JUDGING}
+
+    def reference_modules(self):
+        """This module, the reference loop and the epoch loop (their code trains the reference)."""
+        return (*super().reference_modules(), "gpubench.workloads.mnist_reference", "gpubench.workloads.training")
+
+    def reference_cost(self, params):
+        """Every epoch's training steps and the evaluations after them (one final accuracy: always worth keeping)."""
+        evaluation = FORWARD_FLOPS[params["model"]] * params["eval_size"]
+        return params["epochs"] * (self.flops(params) + evaluation)
+
     def reference(self, inputs, params):
-        """Final evaluation accuracy of the NumPy reference loop in float64 (same masks as NumPy float32)."""
+        """Final evaluation accuracy of the NumPy reference loop in float64 (same masks as NumPy float32).
+
+        Computed once per problem, not once per case: the case path keeps it in the reference cache
+        (:mod:`gpubench.refcache`), keyed by :meth:`problem_params`, so the NumPy, torch, TensorFlow,
+        JAX and CuPy cases of one training (and later runs) share it.
+        """
         session = ArraySession(np, inputs, params, np.float64, numpy_uniform(params["seed"] + 1))
         curve = run_training(session, params["epochs"])
         return np.array([curve[-1]["eval_accuracy"]])
