@@ -28,7 +28,7 @@ def run(args) -> int:
     from gpubench.compare import compare_runs, format_table, history_base, render_html
     from gpubench.errors import UsageError
     from gpubench.report.html import write_atomic
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     if not args.threshold >= 0:
         raise UsageError(f"--threshold must be a non-negative percentage, got {args.threshold}")
@@ -41,7 +41,7 @@ def run(args) -> int:
             raise UsageError("with --against-last N give only the run to judge: gpubench compare --against-last N NEW")
     elif len(args.runs) != 2:
         raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         if args.against_last is not None:
             new = store.run(args.runs[0])
             new_results = store.results(new.id)

@@ -21,9 +21,9 @@ def run(args) -> int:
     import tempfile
 
     from gpubench.export import to_csv, to_json
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         refs = args.run or ["latest"]
         runs = store.runs() if refs == ["all"] else [store.run(r) for r in refs]
         data = [(r, store.results(r.id)) for r in runs]

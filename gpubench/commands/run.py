@@ -38,7 +38,7 @@ def run(args) -> int:
     from gpubench.progress import Progress
     from gpubench.runner import DEFAULT_TIMEOUT_S, Runner
     from gpubench.spec import Filters, expand, load_suite
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     if not args.suite:
         raise UsageError("--suite must not be empty")
@@ -62,15 +62,14 @@ def run(args) -> int:
         print(f"{len(specs)} cases", file=sys.stderr)
         return 0
 
-    environment = capture_host()
-    environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
-
     from gpubench.machine import busy_summary, busy_warning, probe_cpu
 
-    warning = busy_warning(probe_cpu(0.5))
-    if warning:
-        print(warning, file=sys.stderr)
-    with ResultStore(args.store) as store:
+    with open_store(args.store) as store:  # first: a store that cannot be written is refused before any work
+        environment = capture_host()
+        environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
+        warning = busy_warning(probe_cpu(0.5))
+        if warning:
+            print(warning, file=sys.stderr)
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -79,7 +78,8 @@ def run(args) -> int:
                                    command=command, environment=environment)
         except KeyboardInterrupt:
             progress.finish()
-            print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.path})", file=sys.stderr)
+            print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.location})",
+                  file=sys.stderr)
             return 130
         except BaseException:
             progress.finish()  # the one-line error starts on its own line

@@ -31,10 +31,10 @@ def summaries(store) -> list[dict]:
 def run(args) -> int:
     import json
 
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
     from gpubench.tables import render
 
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         runs = summaries(store)
     if args.json:
         print(json.dumps(runs, indent=2))
