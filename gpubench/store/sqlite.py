@@ -163,7 +163,8 @@ def quick_check(db: sqlite3.Connection) -> str:
         return str(exc)
     if found == ["ok"]:
         return ""
-    return "; ".join(" ".join(str(f).split()) for f in found)[:300]
+    found = [" ".join(str(f).replace("*** in database main ***", "").split()) for f in found]
+    return "; ".join(f for f in found if f)[:300]
 
 
 class SQLiteStore(ResultStore):
@@ -204,15 +205,19 @@ class SQLiteStore(ResultStore):
             raise UsageError(f"{self.path} is not a gpubench store (an SQLite database with other tables)")
         return version
 
-    def _open_readonly(self) -> sqlite3.Connection:
+    def _connect_reader(self) -> sqlite3.Connection:
+        """A connection that only reads and leaves no file behind."""
         if os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
             # A store this process could write: an ordinary connection that refuses to write
             # (``query_only``), which cleans up its -wal and -shm files when it closes.
             db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S,
                                  isolation_level=None)
             db.execute("PRAGMA query_only = ON")
-        else:
-            db = _connect_readonly(self.path)
+            return db
+        return _connect_readonly(self.path)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        db = self._connect_reader()
         try:
             if self._check_version(db) == 0:
                 raise UsageError(f"{self.path} is not a gpubench store (an empty database)")
@@ -235,7 +240,7 @@ class SQLiteStore(ResultStore):
     def _open_for_writing_once(self) -> sqlite3.Connection:
         if self.path.exists() and self.path.stat().st_size:
             # Version and soundness first, without writing: a store this gpubench refuses stays untouched.
-            peek = _connect_readonly(self.path)
+            peek = self._connect_reader()
             try:
                 self._check_version(peek)
                 damage = quick_check(peek)
