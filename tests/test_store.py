@@ -189,6 +189,33 @@ def test_no_password_is_stored(store_location):
     assert info.command == "gpubench run --store postgresql://alice:***@db.example/bench"
 
 
+def test_runs_lists_every_run(store_location):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import run_gpubench
+    from synthetic_results import synthetic_run
+
+    with open_store(store_location) as s:
+        synthetic_run(s, 40, label="first")
+        synthetic_run(s, 40, seed=2, gpu=False)
+        s.begin_run("alive")  # this process lives on: still running
+    # A run whose process ended without finishing it: abandoned.
+    code = f"from gpubench.store import open_store; open_store({store_location!r}).begin_run('gone')"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = run_gpubench("runs", "--store", store_location)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["run", "started", "suite", "label", "status", "results", "machine", "note"]
+    assert "first" in lines[2] and "complete" in lines[2] and "Test CPU 9000; GPU: NVIDIA H100 80GB HBM3" in lines[2]
+    assert " running " in lines[4] and " abandoned " in lines[5] and "is gone" in lines[5]
+    runs = json.loads(run_gpubench("runs", "--json", "--store", store_location).stdout)
+    assert [r["status"] for r in runs] == ["complete", "complete", "running", "abandoned"]
+    assert runs[0]["results"] == dict(sorted(runs[0]["results"].items())) and sum(runs[0]["results"].values()) > 30
+    assert runs[1]["machine"] == {"cpu": "Test CPU 9000", "gpus": [], "hostname": "synthetic-host"}
+
+
 # --- kind-specific -------------------------------------------------------------------------------
 
 def test_not_a_sqlite_store(tmp_path):

@@ -233,6 +233,8 @@ class PostgresStore(ResultStore):
         """A PostgreSQL error as a one-line gpubench error."""
         errors = self._psycopg.errors
         line = _first_line(exc)
+        if isinstance(exc, errors.InsufficientPrivilege) and self.readonly:
+            return StoreError(f"store {self.location} cannot be read: {line}")
         if isinstance(exc, (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege)):
             return StoreReadOnly(f"store {self.location} is read-only ({line})")
         if isinstance(exc, errors.DiskFull):
