@@ -369,7 +369,9 @@ class SQLiteStore(ResultStore):
     def finish_run(self, run_id: int, status: str = "complete", reason: str = "") -> None:
         try:
             super().finish_run(run_id, status, reason)
-        except DiskFull:
+        except (StoreReadOnly, StoreDamaged):
+            raise
+        except StoreError:
             # A full disk: a checkpoint folds the write-ahead log into the database and frees room.
             self._write("PRAGMA wal_checkpoint(TRUNCATE)")
             super().finish_run(run_id, status, reason)
