@@ -208,7 +208,7 @@ def _store(args: argparse.Namespace, results: list, profile, world: int, nodes: 
 
     from gpubench.commands.show import print_run
     from gpubench.envinfo import capture_host
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
     from gpubench.worker import backend_environment
 
     environment = capture_host()
@@ -217,14 +217,14 @@ def _store(args: argparse.Namespace, results: list, profile, world: int, nodes: 
                                "local_world_size": int(os.environ["LOCAL_WORLD_SIZE"]),
                                "master": f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"}
     command = "python -m gpubench.collective " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    with ResultStore(args.store) as store:
+    with open_store(args.store) as store:
         run_id = store.begin_run(results[0].spec.suite, baseline="torch", label=args.label, command=command,
                                  settings={**asdict(profile.settings), "timeout_s": args.timeout},
                                  environment=environment)
         for result in results:
             store.add_result(run_id, result)
         store.finish_run(run_id, "complete")
-        print(f"# stored as run {run_id} in {store.path}", flush=True)
+        print(f"# stored as run {run_id} in {store.location}", flush=True)
         print_run(store, run_id)
 
 

@@ -42,6 +42,12 @@ class DiskFull(StoreError):
     short = "disk full"
 
 
+class StoreDamaged(StoreError):
+    """A store whose file is damaged (SQLite's check finds broken pages): never written into."""
+
+    short = "store damaged"
+
+
 class RunFailed(GpubenchError):
     """A run that stopped on an error of its own (not of a case): it is stored as ``failed`` with the reason."""
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpubench.export import FIELDS
 from gpubench.rows import read_runs, select_runs
-from gpubench.store import ResultStore, RunInfo
+from gpubench.store import ResultStore, RunInfo, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -83,7 +83,8 @@ def records(store: ResultStore, run: Any = "all") -> list[dict[str, Any]]:
 def load(store: str | os.PathLike[str] | ResultStore | None = None, run: Any = "all") -> pandas.DataFrame:
     """Stored results as a DataFrame, one row per case (see the module docstring for the columns).
 
-    ``store``: a path (default ``$GPUBENCH_STORE`` or ``results/gpubench.sqlite``) or an open
+    ``store``: a path or URL such as ``postgresql://…`` (default ``$GPUBENCH_STORE`` or
+    ``results/gpubench.sqlite``) or an open
     :class:`ResultStore`; ``run``: ``"all"`` (default), ``"latest"``, ``"latest~N"``, an id, or a list
     of them. Raises :class:`gpubench.errors.GpubenchError` naming the extra when pandas is missing,
     and :class:`gpubench.errors.UsageError` for a missing store or an unknown run.
@@ -92,7 +93,7 @@ def load(store: str | os.PathLike[str] | ResultStore | None = None, run: Any = "
     if isinstance(store, ResultStore):
         rows = records(store, run)
     else:
-        with ResultStore(store, readonly=True) as opened:
+        with open_store(store, readonly=True) as opened:
             rows = records(opened, run)
     columns = list(FIELDS) + list(RUN_COLUMNS)
     columns += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in columns]

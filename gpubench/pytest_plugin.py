@@ -11,8 +11,9 @@ It adds:
 * the ``gpubench_backend`` fixture, a factory returning a loaded backend on a resolved device;
 * the markers ``gpu``, ``cuda`` and ``opencl``: a marked test is skipped, with the backends'
   reasons, unless such a device is present;
-* ``--gpubench-store PATH`` (or the ini setting ``gpubench_store``): also store every case of
-  the session as one run of a gpubench results store, for ``gpubench report`` and ``compare``;
+* ``--gpubench-store PATH|URL`` (or the ini setting ``gpubench_store``): also store every case of
+  the session as one run of a gpubench results store (a SQLite file or ``postgresql://…``), for
+  ``gpubench report`` and ``compare``;
 * ``--gpubench-quick``: gpubench's ``--quick`` harness profile (short warm-up and budget).
 
 Timing. The harness's own warm-up and loop calibration choose the calls per sample (so a sample
@@ -42,7 +43,7 @@ SUITE = "pytest-benchmark"
 # --- options, markers and the session recorder ---------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gpubench", "gpubench: verified, synchronized GPU/CPU benchmarks")
-    group.addoption("--gpubench-store", metavar="PATH", default=None,
+    group.addoption("--gpubench-store", metavar="PATH|URL", default=None,
                     help="also store the gpubench cases of this session as a run in this results store")
     group.addoption("--gpubench-label", metavar="TEXT", default="", help="label of the stored run")
     group.addoption("--gpubench-quick", action="store_true",
@@ -100,9 +101,9 @@ class GpubenchSession:
             from dataclasses import asdict
 
             from gpubench.envinfo import capture_host
-            from gpubench.store import ResultStore
+            from gpubench.store import open_store
 
-            self.store = ResultStore(self.store_path)
+            self.store = open_store(self.store_path)
             settings = {"source": "pytest", "harness": asdict(harness_settings) if harness_settings else {}}
             self.run_id = self.store.begin_run(
                 SUITE, baseline="numpy", label=self.config.getoption("gpubench_label"),
@@ -135,7 +136,7 @@ class GpubenchSession:
             n = self.store.count_results(self.run_id)
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             if tr is not None:
-                tr.write_line(f"gpubench: stored {n} case(s) as run {self.run_id} in {self.store.path}")
+                tr.write_line(f"gpubench: stored {n} case(s) as run {self.run_id} in {self.store.location}")
         finally:
             self.store.close()
             self.store = None

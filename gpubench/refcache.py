@@ -100,12 +100,13 @@ def max_bytes_from_environment() -> int:
 
 def default_location(store: str | os.PathLike | None = None) -> Path:
     """``refcache/`` beside the results store (``$GPUBENCH_STORE`` or the default when ``store`` is None)."""
-    if store is None:
-        from gpubench.store import default_store_path
+    from gpubench.store.kinds import default_location as default_store
+    from gpubench.store.kinds import sqlite_path
 
-        store = default_store_path()
-    text = os.fspath(store)
-    if "://" in text or not text:
+    text = os.fspath(default_store() if store is None else store)
+    if text.startswith("sqlite:"):
+        text = str(sqlite_path(text))
+    if "://" in text or not text:  # a database server's store: the cache stays on this machine
         return Path("results") / DIRNAME
     return Path(text).parent / DIRNAME
 

@@ -102,9 +102,9 @@ class Runner:
             try:
                 self._mark_failed(run_id, full)
             except Exception as mark_exc:  # noqa: BLE001 - the store may be what failed
-                raise RunFailed(f"{short}: {kept} (store {self.store.path}); the run could not be marked failed "
+                raise RunFailed(f"{short}: {kept} (store {self.store.location}); the run could not be marked failed "
                                 f"({_reason(mark_exc)[0]}) and will read as abandoned") from exc
-            raise RunFailed(f"{short}: {kept} (store {self.store.path})") from exc
+            raise RunFailed(f"{short}: {kept} (store {self.store.location})") from exc
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
@@ -113,12 +113,7 @@ class Runner:
         return run_id, "complete"
 
     def _mark_failed(self, run_id: int, reason: str) -> None:
-        try:
-            self.store.finish_run(run_id, "failed", reason)
-        except StoreError:
-            # A full disk: a checkpoint folds the write-ahead log into the database and frees room.
-            self.store.checkpoint()
-            self.store.finish_run(run_id, "failed", reason)
+        self.store.finish_run(run_id, "failed", reason)  # a store with a full disk makes room itself
 
     def _stop_worker(self, kill: bool = False) -> None:
         worker, self._worker = self._worker, None

@@ -106,3 +106,37 @@ def watch():
     with w:
         yield w
     w.kill_survivors()  # a failing test must not leave its processes running for the next one
+
+
+# --- stores of every kind: SQLite, and PostgreSQL on a throwaway server --------------------------
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL server of this test session (see tests/pg_cluster.py), started on first use.
+
+    Skipped only where PostgreSQL's server binaries are not installed (``bash scripts/system-deps.sh``
+    installs them; CI runs it) or psycopg is missing (the ``test`` extra installs it).
+    """
+    from pg_cluster import Cluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: bash scripts/system-deps.sh installs them")
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install -e '.[postgres]'")
+    cluster = Cluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The URL of a fresh, empty PostgreSQL store (a schema of its own on the session's server)."""
+    return postgres_cluster.new_store_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path) -> str:
+    """A location for a fresh store, once of each kind: the same store tests run on both."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.sqlite")
+    return request.getfixturevalue("postgres_url")

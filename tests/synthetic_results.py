@@ -77,10 +77,16 @@ def synthetic_run(store: ResultStore, n_results: int, seed: int = 0, label: str 
                 gpu_dev = device_name or "cuda:0"
                 plan.append(("matmul", "torch", gpu_dev, dtype, size, 40000.0 * (size / 8192) ** 1.5 + 1))
                 plan.append(("matmul_copy", "torch", gpu_dev, dtype, size, 8000.0 * (size / 8192) ** 1.2 + 0.5))
+    with store.transaction():
+        _fill_run(store, run_id, plan, rng, n_results, gpu, device_name)
+    store.finish_run(run_id)
+    return run_id
+
+
+def _fill_run(store: ResultStore, run_id: int, plan: list, rng: random.Random, n_results: int, gpu: bool,
+              device_name: str) -> None:
     results: list[CaseResult] = []
     i = 0
-    db = store.db
-    db.execute("BEGIN")
     while len(results) < n_results:
         kind, b, dev, dtype, size, rate = plan[i % len(plan)]
         rep = i // len(plan)
@@ -116,9 +122,6 @@ def synthetic_run(store: ResultStore, n_results: int, seed: int = 0, label: str 
                                             spec_hash="m", metrics={"curve": curve, "time_to_target_s": 10.0 / speed,
                                                                     "target_accuracy": 0.9,
                                                                     "final_accuracy": curve[-1]["eval_accuracy"]}))
-    db.execute("COMMIT")
-    store.finish_run(run_id)
-    return run_id
 
 
 def calibration_run(store: ResultStore, hostname: str = "synthetic-host", gpu: bool = True) -> int:

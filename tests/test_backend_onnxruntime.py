@@ -27,7 +27,7 @@ TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samp
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GPUBENCH_REFCACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weights_module, "_MEMORY", {})
     return tmp_path / "cache"
 

@@ -61,7 +61,7 @@ class FakeGpuTorch(TorchBackend):
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
-    monkeypatch.setenv("GPUBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("GPUBENCH_REFCACHE", str(tmp_path))
     monkeypatch.setattr(weights_module, "_MEMORY", {})
     # "Device" modules stay in host memory (the CPU build of torch has no CUDA).
     monkeypatch.setattr(torch_inference, "to_device", lambda net, device, dtype: net.to(dtype=dtype))

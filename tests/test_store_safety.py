@@ -1,5 +1,5 @@
-"""The store under stress: read-only files, directories and mounts; refused stores left untouched;
-concurrent creation; schema 3; all-or-nothing transactions (issue 11, defects 5-7)."""
+"""The SQLite store under stress: read-only files, directories and mounts; refused stores left untouched;
+concurrent creation; schema 3 (issue 11, defects 5-7)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from synthetic_results import synthetic_run
 
 from gpubench.errors import GpubenchError, StoreReadOnly
 from gpubench.records import CaseResult, CaseSpec
-from gpubench.store import MIGRATIONS, SCHEMA_VERSION, ResultStore
+from gpubench.store import SCHEMA_VERSION, ResultStore
+from gpubench.store.sqlite import MIGRATIONS
 
 
 def result(i: int = 0) -> CaseResult:
@@ -70,6 +71,11 @@ def gpubench_as_reader(*args: str, **kw) -> subprocess.CompletedProcess:
                           env=env, cwd=REPO, **kw)
 
 
+def errors_of(stderr: str) -> str:
+    """stderr without the busy-machine warning a loaded test machine adds before the store is opened."""
+    return "".join(line for line in stderr.splitlines(keepends=True) if "warning: the machine is busy" not in line)
+
+
 def make_store(path: Path) -> None:
     with ResultStore(path) as store:
         synthetic_run(store, 30, gpu=False)
@@ -85,7 +91,8 @@ def check_reads_work_and_writes_refused(store: Path, out: Path, **kw) -> None:
     assert (out / "r.html").stat().st_size > 10_000
     for args in (["run", "--suite", "saxpy", "--quick", "--backend", "numpy"], ["calibrate", "--quick"]):
         proc = gpubench_as_reader(*args, "--store", str(store), **kw)
-        assert proc.returncode == 2 and proc.stderr == f"gpubench: error: store {store} is read-only\n", proc.stderr
+        assert proc.returncode == 2 and errors_of(proc.stderr) == f"gpubench: error: store {store} is read-only\n", \
+            proc.stderr
 
 
 @pytest.mark.parametrize("layout", ["read-only file", "read-only directory"])
@@ -276,7 +283,7 @@ def test_a_v2_store_is_read_as_it_is_and_migrated_only_by_a_write(tmp_path):
                                       "device_name": "", "quality": "measured"}]
     assert path.read_bytes() == before
     with ResultStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.ceilings(1)[0]["quality"] == "measured"
         store.add_ceiling(1, "cpu", "mem_bw", 40.0, "GB/s", device_name="Old CPU", quality="provisional")
         assert store.ceilings(1)[1] == {"device": "cpu", "kind": "mem_bw", "dtype": "", "value": 40.0, "unit": "GB/s",
@@ -289,51 +296,12 @@ def test_a_v2_store_is_read_as_it_is_and_migrated_only_by_a_write(tmp_path):
         assert (store.run(new).status, store.run(new).reason) == ("failed", "because")
 
 
-def test_transaction_is_all_or_nothing(tmp_path):
-    with ResultStore(tmp_path / "s.sqlite") as store:
-        with pytest.raises(RuntimeError, match="half way"):
-            with store.transaction():
-                run = store.begin_run("t")
-                store.add_result(run, result(0))
-                raise RuntimeError("half way")
-        assert store.runs() == [] and store.count_results() == 0
-        with store.transaction():
-            run = store.begin_run("t")
-            with store.transaction():  # joins the enclosing one
-                store.add_result(run, result(0))
-            store.finish_run(run)
-        assert store.run().status == "complete" and store.count_results() == 1
-
-
 def test_no_module_but_the_store_speaks_sql_to_it():
     offenders = []
     for path in (REPO / "gpubench").rglob("*.py"):
-        if path.name == "store.py":
+        if path.parent.name == "store":
             continue
         text = path.read_text()
-        if re.search(r"\.db\.execute|BEGIN IMMEDIATE|\bCOMMIT\b|sqlite3\.connect", text):
+        if re.search(r"\.db\.execute|BEGIN IMMEDIATE|\bCOMMIT\b|sqlite3\.connect|\bpsycopg\b", text):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
-
-
-def test_runs_lists_every_run(tmp_path):
-    import json
-
-    store = tmp_path / "s.sqlite"
-    with ResultStore(store) as s:
-        synthetic_run(s, 40, label="first")
-        synthetic_run(s, 40, seed=2, gpu=False)
-        s.begin_run("alive")  # this process lives on: still running
-    # A run whose process ended without finishing it: abandoned.
-    code = f"from gpubench.store import ResultStore; ResultStore({str(store)!r}).begin_run('gone')"
-    subprocess.run([sys.executable, "-c", code], check=True)
-    proc = run_gpubench("runs", "--store", str(store))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["run", "started", "suite", "label", "status", "results", "machine", "note"]
-    assert "first" in lines[2] and "complete" in lines[2] and "Test CPU 9000; GPU: NVIDIA H100 80GB HBM3" in lines[2]
-    assert " running " in lines[4] and " abandoned " in lines[5] and "is gone" in lines[5]
-    runs = json.loads(run_gpubench("runs", "--json", "--store", str(store)).stdout)
-    assert [r["status"] for r in runs] == ["complete", "complete", "running", "abandoned"]
-    assert runs[0]["results"] == dict(sorted(runs[0]["results"].items())) and sum(runs[0]["results"].values()) > 30
-    assert runs[1]["machine"] == {"cpu": "Test CPU 9000", "gpus": [], "hostname": "synthetic-host"}

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import math
 
-COMMANDS = ("run", "list", "env", "runs", "show", "export", "report", "history", "compare", "calibrate", "import")
+COMMANDS = ("run", "list", "env", "runs", "show", "export", "report", "history", "compare", "calibrate", "import",
+            "store")
+
+#: What ``--store`` and the ``store`` command accept (kept in words here: --help must not import the store).
+STORE_HELP = ("a SQLite file (PATH or sqlite:///PATH) or a PostgreSQL database (postgresql://USER@HOST/DB; "
+              "the password from PGPASSWORD, ~/.pgpass or a service file)")
 
 
 def add_store_argument(parser) -> None:
-    """The shared ``--store PATH`` option."""
-    parser.add_argument("--store", metavar="PATH",
-                        help="results store (default: $GPUBENCH_STORE or results/gpubench.sqlite)")
+    """The shared ``--store PATH|URL`` option."""
+    parser.add_argument("--store", metavar="PATH|URL",
+                        help=f"results store: {STORE_HELP} (default: $GPUBENCH_STORE or results/gpubench.sqlite)")
 
 
 def split_csv(values: list[str] | None, option: str = "option") -> tuple[str, ...]:

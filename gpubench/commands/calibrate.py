@@ -24,13 +24,13 @@ def run(args) -> int:
 
     from gpubench.calibrate import calibrate, failures
     from gpubench.progress import Progress
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     check_limit("--timeout", args.timeout, allow_inf=True)
     backends, devices = split_csv(args.backend, "--backend"), split_csv(args.device, "--device")
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     progress = Progress(sys.stderr)
-    with ResultStore(args.store) as store:
+    with open_store(args.store) as store:
         try:
             run_id, ceilings = calibrate(store, backends=backends, devices=devices, quick=args.quick,
                                          timeout_s=args.timeout, label=args.label, command=command,

@@ -29,7 +29,7 @@ def run(args) -> int:
     from gpubench.errors import UsageError
     from gpubench.report.html import write_atomic
     from gpubench.rows import read_runs
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     if not args.threshold >= 0:
         raise UsageError(f"--threshold must be a non-negative percentage, got {args.threshold}")
@@ -42,7 +42,7 @@ def run(args) -> int:
             raise UsageError("with --against-last N give only the run to judge: gpubench compare --against-last N NEW")
     elif len(args.runs) != 2:
         raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         if args.against_last is not None:
             (new_read,) = read_runs(store, [store.run(args.runs[0])])
             new, new_results = new_read.info, new_read.results

@@ -22,9 +22,9 @@ def run(args) -> int:
 
     from gpubench.export import to_csv, to_json
     from gpubench.rows import read_runs, select_runs
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         data = read_runs(store, select_runs(store, args.run))
     text = to_json(data) if args.format == "json" else to_csv(data)
     if not args.output:

@@ -25,16 +25,16 @@ def run(args) -> int:
     from gpubench.history import collect
     from gpubench.report.history_page import change_text, render
     from gpubench.report.html import write_atomic
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     if not args.min_change > 0:
         raise UsageError(f"--min-change must be a positive percentage, got {args.min_change}")
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         if args.suite is not None and args.suite not in {r.suite for r in store.runs()}:
             known = ", ".join(sorted({r.suite for r in store.runs()})) or "none"
-            raise UsageError(f"no run of suite {args.suite!r} in {store.path} (suites there: {known})")
+            raise UsageError(f"no run of suite {args.suite!r} in {store.location} (suites there: {known})")
         histories = collect(store, args.suite, args.case, args.min_change / 100)
-        where = str(store.path)
+        where = store.location
     if not histories:
         what = f" matching {args.case!r}" if args.case else ""
         raise UsageError(f"no correct result{what} in {where}: nothing to draw")

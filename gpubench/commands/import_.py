@@ -20,7 +20,7 @@ def run(args) -> int:
     import sys
 
     from gpubench.importer import parse, store_run
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     from gpubench.backends import backend_names
@@ -29,9 +29,9 @@ def run(args) -> int:
     if args.baseline not in backend_names():
         raise UsageError(f"unknown baseline backend {args.baseline!r} (known: {', '.join(backend_names())})")
     imported = parse(args.path, args.label)  # every check before the store is opened: a bad file writes nothing
-    with ResultStore(args.store) as store:
+    with open_store(args.store) as store:
         run_id = store_run(store, imported, baseline=args.baseline, command=command)
-        where = store.path
+        where = store.location
     n = len(imported.results)
     # The run id alone on stdout, for scripts: NEW=$(gpubench import bench.json)
     print(run_id)

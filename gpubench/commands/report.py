@@ -19,10 +19,10 @@ def run(args) -> int:
     import time
 
     from gpubench.report.build import build_report
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     t0 = time.perf_counter()
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         path, runs = build_report(store, args.runs or None, args.output)
     cases = sum(len(r.rows) for r in runs)
     print(f"wrote {path} ({cases} cases from {len(runs)} run{'s' if len(runs) != 1 else ''}, "

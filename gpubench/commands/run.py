@@ -42,7 +42,7 @@ def run(args) -> int:
     from gpubench.progress import Progress
     from gpubench.runner import DEFAULT_TIMEOUT_S, Runner
     from gpubench.spec import Filters, expand, load_suite
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
     if not args.suite:
         raise UsageError("--suite must not be empty")
@@ -71,15 +71,15 @@ def run(args) -> int:
         print(f"{len(specs)} cases", file=sys.stderr)
         return 0
 
-    environment = capture_host()
-    environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
-
     from gpubench.machine import probe_cpu
 
-    warning = busy_warning(probe_cpu(0.5))
-    if warning:
-        print(warning, file=sys.stderr)
-    with refcache.exported(ref_cache), ResultStore(args.store) as store:
+    # The store first: a store that cannot be written (damaged, read-only, unreachable) is refused before any work.
+    with refcache.exported(ref_cache), open_store(args.store) as store:
+        environment = capture_host()
+        environment["backends"] = {name: {"available": False, "reason": reason} for name, reason in broken.items()}
+        warning = busy_warning(probe_cpu(0.5))
+        if warning:
+            print(warning, file=sys.stderr)
         progress = Progress(sys.stderr)
         runner = Runner(store, settings, timeout, progress=progress.update, wait_idle_s=args.wait_idle)
         command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -88,7 +88,8 @@ def run(args) -> int:
                                    command=command, environment=environment)
         except KeyboardInterrupt:
             progress.finish()
-            print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.path})", file=sys.stderr)
+            print(f"gpubench: interrupted; finished cases kept in run {runner.run_id} ({store.location})",
+                  file=sys.stderr)
             return 130
         except BaseException:
             progress.finish()  # the one-line error starts on its own line

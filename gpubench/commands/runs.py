@@ -32,10 +32,10 @@ def run(args) -> int:
     import json
 
     from gpubench import refcache
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
     from gpubench.tables import render
 
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         runs = summaries(store)
     cache = refcache.describe(refcache.resolve(None, args.store))
     if args.json:

@@ -35,8 +35,8 @@ def print_run(store, run_ref) -> None:
 
 
 def run(args) -> int:
-    from gpubench.store import ResultStore
+    from gpubench.store import open_store
 
-    with ResultStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         print_run(store, args.run)
     return 0

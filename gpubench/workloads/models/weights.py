@@ -3,9 +3,10 @@
 Every backend and the float64 reference read the same float32 weights. They are drawn with NumPy
 from ``(seed, model)`` — the same numbers on every machine — and saved once as
 ``<cache>/weights/<model>-seed<seed>-v<WEIGHTS_VERSION>.npz`` (written to a temporary name and
-renamed into place, so two workers making it at once never leave half a file). ``<cache>`` is
-``$GPUBENCH_CACHE`` or ``cache/`` beside the result store (``results/cache`` by default). A
-file that cannot be read, or whose names or shapes are not the model's, is made again.
+renamed into place, so two workers making it at once never leave half a file). ``<cache>`` is the
+reference cache's directory (:func:`cache_dir`; ``results/refcache`` by default, ``--ref-cache`` or
+``$GPUBENCH_REFCACHE`` move it). A file that cannot be read, or whose names or shapes are not the
+model's, is made again.
 
 How they are drawn (the usual initializations of each kind of model, so activations keep a sane
 scale through the layers, with every bias and normalization non-trivial so that a backend that
@@ -18,8 +19,6 @@ dropped one would fail its check):
   [0.5, 1), β and the running mean uniform in ±0.1, the running variance uniform in [0.5, 1.5);
 * ``gpt``: GPT-2's initialization (normal, σ 0.02; the residual projections σ 0.02/√(2·layers)),
   biases normal with σ 0.02, LayerNorm γ 1 + N(0, 0.1²), β N(0, 0.02²).
-
-The lead may fold this cache into a general content-addressed one later; the file name is the key.
 """
 
 from __future__ import annotations
@@ -45,13 +44,26 @@ _MEMORY_MODELS = 2
 
 
 def cache_dir() -> Path:
-    """Where gpubench keeps what it makes once: ``$GPUBENCH_CACHE``, else ``cache/`` beside the result store."""
-    env = os.environ.get("GPUBENCH_CACHE")
-    if env:
-        return Path(env)
-    from gpubench.store import default_store_path
+    """Where gpubench keeps what it makes once: the reference cache's directory (:func:`gpubench.refcache.resolve`:
+    ``$GPUBENCH_REFCACHE``, as ``gpubench run --ref-cache`` sets it for its workers, else ``refcache/`` beside
+    the result store). With that cache off, a directory of this process's own, so weights are still made once
+    per worker process and never left behind (the worker's private temporary directory)."""
+    from gpubench import refcache
 
-    return default_store_path().parent / "cache"
+    location = refcache.resolve()
+    if location is not None:
+        return location
+    global _PRIVATE
+    if _PRIVATE is None:
+        import atexit
+        import shutil
+
+        _PRIVATE = Path(tempfile.mkdtemp(prefix="gpubench-made-once-"))
+        atexit.register(shutil.rmtree, _PRIVATE, True)
+    return _PRIVATE
+
+
+_PRIVATE: Path | None = None
 
 
 def weights_path(model: str, seed: int) -> Path:
