@@ -44,6 +44,7 @@ from typing import Any
 from gpubench.envinfo import machine_key
 from gpubench.errors import DiskFull, GpubenchError, StoreError, StoreReadOnly, UsageError
 from gpubench.records import CaseResult
+from gpubench.shapes import ENVIRONMENT, conform
 
 SCHEMA_VERSION = 3
 DEFAULT_STORE = Path("results") / "gpubench.sqlite"
@@ -227,6 +228,10 @@ class RunInfo:
     pid: int | None = None
     host: str = ""
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        # Readers see the environment shapes they rely on, whatever a store holds (an imported file's own).
+        object.__setattr__(self, "environment", conform(self.environment, ENVIRONMENT))
 
 
 class ResultStore:

@@ -18,16 +18,17 @@ def print_run(store, run_ref) -> None:
 
     from gpubench.export import result_rows
     from gpubench.tables import results_table
+    from gpubench.textout import visible
 
     run = store.run(run_ref)
     results = store.results(run.id)
     rows = result_rows(run, results, *store.applicable_ceilings(run))
-    cpu = run.environment.get("cpu", {}).get("model", "?")
-    print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
-          + (f"  label {run.label}" if run.label else ""))
+    cpu = visible((run.environment.get("cpu") or {}).get("model", "?"))
+    print(f"run {run.id}  suite {visible(run.suite)}  {visible(run.started_at)}  {run.status}"
+          + (f"  label {visible(run.label)}" if run.label else ""))
     if run.reason:
-        print(f"reason: {run.reason}")
-    print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size)")
+        print(f"reason: {visible(run.reason)}")
+    print(f"machine: {cpu}; speedup is against {visible(run.baseline)}:cpu (same dtype and size)")
     if rows:
         print(results_table(rows, run.environment))
     counts = Counter(r.status for r in results)

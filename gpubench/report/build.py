@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from gpubench import __version__, tables
+from gpubench.atomicfile import write_text
 from gpubench.datasheet import datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.export import flag_note
 from gpubench.records import is_measurement
 from gpubench.report import analysis, attention, charts, energy, lecture
-from gpubench.report.html import esc, table, write_atomic
+from gpubench.report.html import esc, table
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
 from gpubench.store import CALIBRATE_SUITE, ResultStore
@@ -501,5 +502,5 @@ def build_report(store: ResultStore, refs: list[str] | None,
     runs = load_runs(store, refs)
     text = render(runs)
     path = Path(output or default_output(runs))
-    write_atomic(path, text)
+    write_text(path, text)
     return path, runs
