@@ -44,13 +44,13 @@ def fmt_bytes(n: float | None) -> str:
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
     """Render a table with a header rule; columns in ``right`` are right-aligned.
 
-    Every cell is made safe for the terminal first (:func:`gpubench.textout.terminal_text`: control characters
+    Every cell is made safe for the terminal first (:func:`gpubench.textout.terminal_formatter`: control characters
     shown as escapes, characters standard output cannot encode in ASCII form), so columns line up as printed.
     """
-    from gpubench.textout import terminal_text
+    from gpubench.textout import terminal_formatter
 
-    cells = [[terminal_text(h) for h in headers]] + [["" if c is None else terminal_text(c) for c in row]
-                                                     for row in rows]
+    cell = terminal_formatter()
+    cells = [[cell(h) for h in headers]] + [[cell(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: list[str]) -> str:
@@ -224,11 +224,13 @@ def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None
 
     env = environment
     kernel, training = [], []
+    devices: dict[tuple[str, str], str] = {}  # one label per backend and device, not one search per row
     for r in rows:
         if r["status"] == "skipped":
             continue
         size = size_text(r["workload"], r["params"])
-        device = device_text(env, r["backend"], r["device"])
+        where = (r["backend"], r["device"])
+        device = devices.get(where) or devices.setdefault(where, device_text(env, *where))
         speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "-"
         if _is_training(r):
             m = r.get("metrics") or {}

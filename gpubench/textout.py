@@ -30,7 +30,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 #: Characters shown as escapes: C0 controls, DEL, C1 controls, and format characters that hide or
@@ -118,10 +118,25 @@ def stdout_encoding() -> str:
     return getattr(stream, "encoding", None) or "utf-8"
 
 
+def terminal_formatter(encoding: str | None = None) -> Callable[[Any], str]:
+    """A function making table cells safe for a terminal whose encoding is ``encoding`` (default: standard
+    output's), as :func:`terminal_text` does; the encoding is looked up once, for tables of many cells."""
+    codec = _codec(encoding or stdout_encoding())
+    utf = codec.startswith("utf")
+
+    def cell(value: Any) -> str:
+        s = "" if value is None else str(value)
+        if not s.isprintable():  # every character :data:`_CONTROL` escapes is one Python cannot print
+            s = _CONTROL.sub(_escape, s)
+        return s if utf or s.isascii() else s.encode(codec, _HANDLER).decode(codec)
+
+    return cell
+
+
 def terminal_text(text: Any) -> str:
     """One table cell or header value for the terminal: :func:`visible` (newlines escaped too), then in a form
     standard output's encoding carries. Tables apply it before measuring column widths, so columns stay aligned."""
-    return for_encoding(visible(text), stdout_encoding())
+    return terminal_formatter()(text)
 
 
 class TerminalStream:

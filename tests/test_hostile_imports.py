@@ -120,7 +120,7 @@ def test_hostile_fields_are_named_and_nothing_is_stored(tmp_path, cli, store_pat
     ('{"machine_info": {}, "benchmarks": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nest 100002 deep (at most 64)"),
     ('{"machine_info": {"a": ' + "{\"b\": " * 70 + "1" + "}" * 70 + '}, "benchmarks": []}', "nest 72 deep"),
     ('{"machine_info": {}, "benchmarks": [], "x": ' + "9" * 5000 + "}", "not valid JSON"),
-])
+], ids=["arrays-100000-deep", "objects-72-deep", "integer-of-5000-digits"])
 def test_deep_or_huge_json_is_refused_before_parsing(tmp_path, cli, text, message):
     store = tmp_path / "never.sqlite"
     code, out, err = cli("import", write(tmp_path, text), "--store", str(store))
