@@ -134,9 +134,13 @@ class CaseSpec:
         suite: str = "",
     ) -> CaseSpec:
         """Build a spec from a plain parameter dict (validated and frozen)."""
-        for name, value in (("workload", workload), ("backend", backend), ("device", device)):
+        for name, value in (("workload", workload), ("backend", backend), ("device", device), ("variant", variant)):
             if not isinstance(value, str) or not value:
                 raise RecordError(f"case {name} must be a non-empty string, got {value!r}")
+        if not isinstance(suite, str):
+            raise RecordError(f"case suite must be a string, got {suite!r}")
+        if not isinstance(dtype, str):
+            raise RecordError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
         if dtype not in DTYPES and not dtype.startswith(("uint", "int")):
             raise RecordError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
         return cls(workload, backend, device, dtype, _freeze_params(params or {}), variant, suite)

@@ -13,7 +13,7 @@ hold whatever they hold. Each shape is declared once here and used both ways:
 A shape is a type or tuple of types (``str``, :data:`NUMBER`...), ``[shape]`` for a list of that shape,
 a ``dict`` of known keys (others are kept as they are), or :class:`MapOf` for a mapping of any keys
 to one shape. ``None`` fits every shape as the value of a key (a fact that was not known), never as an
-item of a list. Numbers must be finite.
+item of a list, nor where a shape is :class:`Given`. Numbers must be finite.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ NUMBER = Number
 INTEGER = int
 #: Any JSON scalar.
 SCALAR = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class Given:
+    """Shape of a value that must be there: ``shape``, and never null."""
+
+    shape: Any
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ ENVIRONMENT: dict[str, Any] = {
     "pytest_benchmark": dict,
 }
 
-_CEILING = {"name": str, "value": NUMBER, "unit": str, "source": str, "rate": NUMBER}
+_CEILING = {"name": str, "value": Given(NUMBER), "unit": str, "source": str, "rate": NUMBER}
 
 #: What readers expect of the metrics they read from a record (other metrics are free-form).
 METRICS: dict[str, Any] = {
@@ -116,6 +123,8 @@ def _walk(value: Any, shape: Any, path: str, out: list[str], item: bool = False)
     """A copy of ``value`` without what does not fit ``shape`` (:data:`_DROP` when nothing of it does), noting
     each problem in ``out``. ``None`` fits as the value of a key (a fact not known), never as an item of a
     list (readers join and format the items)."""
+    if isinstance(shape, Given):
+        return _bad(value, shape.shape, path, out) if value is None else _walk(value, shape.shape, path, out, item)
     if value is None:
         return _bad(value, shape, path, out) if item else None
     if isinstance(shape, list):

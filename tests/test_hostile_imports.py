@@ -173,15 +173,15 @@ def test_readers_never_fail_on_what_a_store_holds(tmp_path, cli, store_path):
 
 # --- fuzz ------------------------------------------------------------------------------------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-st = pytest.importorskip("hypothesis.strategies")
-
-HOSTILE = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, 5e-324, -0.0, 1e-13, 2e6]),
-    st.text(max_size=12), st.sampled_from(["=1+2", "\x1b]0;owned\x07", "+cmd|' /C calc'!A0", "@x", "\r\n"]),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)
+def hostile_values(st):
+    """What a hostile file puts where a value was: every JSON type, non-finite and extreme numbers, formulas and
+    terminal control sequences, small containers."""
+    return st.one_of(
+        st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, 5e-324, -0.0, 1e-13, 2e6]),
+        st.text(max_size=12), st.sampled_from(["=1+2", "\x1b]0;owned\x07", "+cmd|' /C calc'!A0", "@x", "\r\n"]),
+        st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    )
 
 
 def _leaves(value, path=()):
@@ -248,6 +248,8 @@ def gpubench_doc(tmp_path_factory) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["plain", "gpubench"])
 def test_fuzz_hostile_files(source, gpubench_doc, tmp_path, cli, store_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
     base = plain_doc() if source == "plain" else gpubench_doc
 
     examples = int(os.environ.get("GPUBENCH_FUZZ_EXAMPLES", "40"))  # more for a longer hunt; derandomized below 100
@@ -255,7 +257,7 @@ def test_fuzz_hostile_files(source, gpubench_doc, tmp_path, cli, store_path):
     @hypothesis.settings(max_examples=examples, deadline=None, derandomize=examples < 100, database=None,
                          suppress_health_check=list(hypothesis.HealthCheck))
     @hypothesis.given(picks=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=3),
-                      value=HOSTILE)
+                      value=hostile_values(st))
     def one(picks, value):
         check_contract(_mutated(base, picks, value), tmp_path, cli, store_path)
 
