@@ -128,6 +128,21 @@ def test_deep_or_huge_json_is_refused_before_parsing(tmp_path, cli, text, messag
     assert not store.exists()
 
 
+def test_the_nesting_scan_is_linear_whatever_the_quotes(tmp_path, cli):
+    """A megabyte of unterminated escaped quotes: a backtracking string pattern takes hours on it."""
+    import time
+
+    from gpubench.importer import nesting_depth
+
+    assert nesting_depth('{"a": ["[", "\\"{", [[]]], "b": "]]"}') == 4  # {, [, [, [
+    t0 = time.process_time()
+    assert nesting_depth('"\\' * 500_000) == 0
+    assert time.process_time() - t0 < 5
+    code, _, err = cli("import", write(tmp_path, '{"machine_info": {}, "benchmarks": [' + '"\\' * 200_000),
+                       "--store", str(tmp_path / "never.sqlite"))
+    assert code == 2 and "not valid JSON" in err
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path, cli, store_path):
     doc = plain_doc()
     doc["benchmarks"][0]["extra_info"]["note"] = "[" * 1000 + '\\"{' * 100
