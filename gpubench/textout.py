@@ -143,17 +143,18 @@ class TerminalStream:
     """A text stream for people: what is written passes :func:`visible` (keeping line breaks) and
     :func:`for_encoding` for the wrapped stream's encoding.
 
-    A carriage return that begins a write is kept: it is the progress line redrawing itself; one
-    anywhere else came from data and is escaped. Everything else (``isatty``, ``fileno``,
+    On a terminal, a carriage return that begins a write is kept: it is the progress line redrawing
+    itself; one anywhere else came from data and is escaped. Everything else (``isatty``, ``fileno``,
     ``encoding``, ``flush``...) is the wrapped stream's.
     """
 
     def __init__(self, stream: TextIO):
         self.stream = stream
+        self._tty = _isatty(stream)
 
     def write(self, text: str) -> int:
         """Write ``text`` made safe for a terminal; returns the length of ``text``."""
-        head = "\r" if text.startswith("\r") else ""
+        head = "\r" if self._tty and text.startswith("\r") else ""
         safe = head + visible(text[len(head):], newlines=True)
         self.stream.write(for_encoding(safe, getattr(self.stream, "encoding", None)))
         return len(text)

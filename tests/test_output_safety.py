@@ -123,6 +123,20 @@ def test_visible():
     assert visible("µs 4096³ ×") == "µs 4096³ ×" and visible(None) == "" and visible(3) == "3"
 
 
+def test_terminal_stream_keeps_only_the_progress_lines_carriage_return():
+    from gpubench.textout import TerminalStream
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for raw, kept in ((Tty(), "\r[####] 1/2 matmul"), (io.StringIO(), "\\r[####] 1/2 matmul")):
+        stream = TerminalStream(raw)
+        stream.write("\r[####] 1/2 matmul")
+        print(f"suite {ESC_TITLE}{FORGED}", file=stream)
+        assert raw.getvalue() == kept + "suite \\x1b]0;pwned\\x07\\rok        matmul forged line\n"
+
+
 # --- 8, 9: files -----------------------------------------------------------------------------------------------
 
 
