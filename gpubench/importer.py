@@ -216,6 +216,7 @@ def _check_record(path: str, rec: Any, where: str) -> CaseResult:
     for key in ("metrics", "machine", "energy"):
         _check_type(path, rec.get(key), f"{where}.{key}", (dict,), "an object")
     _check_shape(path, rec.get("metrics"), shapes.METRICS, f"{where}.metrics")
+    _check_shape(path, rec.get("machine"), shapes.MACHINE, f"{where}.machine")
     try:
         return CaseResult.from_dict(rec)
     except (RecordError, KeyError, TypeError, ValueError, AttributeError) as exc:

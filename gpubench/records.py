@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpubench.shapes import METRICS, conform
+from gpubench.shapes import MACHINE, METRICS, conform
 from gpubench.stats import Summary, summarize
 
 RECORD_VERSION = 3
@@ -392,7 +392,7 @@ class CaseResult:
             metrics=conform(data.get("metrics") or {}, METRICS),  # the shapes readers rely on, whatever was stored
             flags=tuple(data.get("flags") or ()),
             host_samples=tuple(float(s) for s in data.get("host_samples") or ()),
-            machine=data.get("machine") or {},
+            machine=conform(data.get("machine") or {}, MACHINE),
             energy=data.get("energy") or ({"reason": f"not recorded: a version-{version} record (before gpubench "
                                                      "measured energy)"} if version < 3 else {}),
         )

@@ -82,6 +82,13 @@ METRICS: dict[str, Any] = {
 }
 
 
+#: What readers expect of a record's ``machine`` (:class:`gpubench.machine.CaseWatch`; other keys are free-form).
+MACHINE: dict[str, Any] = {
+    "cpu": {"other_cores": NUMBER, "other_cores_peak": NUMBER, "cores": NUMBER, "case_other_cores": NUMBER},
+    "gpu": {"throttle": [str]},
+}
+
+
 def json_type(value: Any) -> str:
     """The JSON name of ``value``'s type (``object``, ``array``, ``string``, ``number``...)."""
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
