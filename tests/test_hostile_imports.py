@@ -167,17 +167,24 @@ def hostile_store(path) -> int:
     tiny = CaseResult(matmul, "ok", samples=(5e-324, 5e-324), flops=1e300, bytes=1e300,
                       metrics={"physical_ceiling": {"name": "x", "value": [], "unit": "GFLOP/s", "source": "s"}})
     wrong = CaseResult(matmul, "incorrect", samples=(1e-3,), rel_error=math.nan, tolerance=1e-5, error="nan out")
+    saxpy = CaseSpec.make("saxpy", "numpy", "cpu", "float32", {"n": 8}, suite="s")
+    throttled = CaseResult(saxpy, "ok", samples=(1e-3,) * 5, flags=("busy", "throttled"),
+                           machine={"gpu": {"throttle": [1, None, "hw_slowdown"]}, "cpu": {"cores": "many"}})
+    calm = CaseResult(saxpy, "ok", samples=(2e-3,) * 5)
     with ResultStore(path) as store:
-        run_id = store.begin_run("s", baseline="numpy", environment=env, settings={"x": math.nan})
-        for r in (huge, tiny, wrong):
-            store.add_result(run_id, r)
-        store.finish_run(run_id, "complete")
+        for results in ((calm,), (huge, tiny, wrong, throttled)):  # run 1 is the base compare judges run 2 against
+            run_id = store.begin_run("s", baseline="numpy", environment=env, settings={"x": math.nan})
+            for r in results:
+                store.add_result(run_id, r)
+            store.finish_run(run_id, "complete")
     return run_id
 
 
 def test_readers_never_fail_on_what_a_store_holds(tmp_path, cli, store_path):
     hostile_store(store_path)
     readers_work(cli, tmp_path)
+    code, out, err = cli("compare", "1", "2")
+    assert code == 0 and "new run: busy machine; new run: throttled GPU (hw_slowdown), the other not" in out, err
     code, out, _ = cli("export")
     doc = strict_json(out)
     [huge] = [r for r in doc["results"] if r["backend"] == "pytest"]
