@@ -36,8 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
+    """Entry point of the console script; returns the exit status.
+
+    Standard output and error are :class:`gpubench.textout.TerminalStream` while the command runs: text
+    from stores, suite files and imports cannot send control sequences to the terminal, and a stream whose
+    encoding cannot carry a character (``PYTHONIOENCODING=ascii``) gets an ASCII form of it, not an error.
+    """
+    from gpubench.textout import terminal_streams
+
+    with terminal_streams():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from gpubench.errors import GpubenchError
+    from gpubench.textout import visible
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except GpubenchError as exc:
-        print(f"gpubench: error: {exc}", file=sys.stderr)
+        print(f"gpubench: error: {visible(exc)}", file=sys.stderr)  # one line, whatever the message holds
         return exc.exit_code
     except KeyboardInterrupt:
         print("gpubench: interrupted", file=sys.stderr)

@@ -349,8 +349,10 @@ def summary_line(comparison: Comparison) -> str:
 
 def format_table(comparison: Comparison) -> str:
     """The terminal report of a comparison."""
-    head = (f"base: {comparison.describe_base()}"
-            f"   new: run {comparison.new.id} ({comparison.new.suite}, {comparison.new.started_at})")
+    from gpubench.textout import visible
+
+    head = visible(f"base: {comparison.describe_base()}"
+                   f"   new: run {comparison.new.id} ({comparison.new.suite}, {comparison.new.started_at})")
     if not comparison.cases:
         return head + "\nno cases to compare"
     table = render(HEADERS, [_row(c) for c in comparison.cases], right=(5, 6, 7, 8, 9, 10))

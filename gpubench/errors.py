@@ -15,13 +15,21 @@ class UsageError(GpubenchError):
     exit_code = 2
 
 
-class BrokenBackend(GpubenchError):
+class BrokenPlugin(GpubenchError):
+    """A registered plug-in (backend or workload) that cannot even be loaded or constructed."""
+
+    def __init__(self, kind: str, name: str, exc: BaseException):
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(f"{kind} {name!r} is broken: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+        self.kind = kind
+        self.name = name
+
+
+class BrokenBackend(BrokenPlugin):
     """A registered backend plug-in that cannot even be loaded or constructed (its module or class is broken)."""
 
     def __init__(self, name: str, exc: BaseException):
-        detail = (str(exc).strip().splitlines() or [""])[0][:300]
-        super().__init__(f"backend {name!r} is broken: {type(exc).__name__}" + (f": {detail}" if detail else ""))
-        self.name = name
+        super().__init__("backend", name, exc)
 
 
 class StoreError(GpubenchError):

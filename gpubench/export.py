@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
 from gpubench.latency import COLUMNS as LATENCY_COLUMNS
 from gpubench.rows import RunRows
 from gpubench.store import RunInfo
+from gpubench.textout import csv_cell, json_text
 
 EXPORT_SCHEMA_VERSION = 4
 
@@ -70,7 +70,7 @@ def to_json(runs: list[RunRows]) -> str:
     doc = {"schema": "gpubench-results", "schema_version": EXPORT_SCHEMA_VERSION,
            "runs": [run_header(run.info) for run in runs],
            "results": records(runs)}
-    return json.dumps(doc, indent=2, default=str) + "\n"
+    return json_text(doc, indent=2) + "\n"
 
 
 def _scalar(value: Any) -> bool:
@@ -79,19 +79,22 @@ def _scalar(value: Any) -> bool:
 
 def to_csv(runs: list[RunRows]) -> str:
     """CSV with one row per case: :data:`FIELDS` (``params``, ``samples``, ``flags`` and ``metrics`` as JSON
-    cells), then one ``metric.<name>`` column per scalar metric any case has (MNIST's ``final_accuracy``...)."""
+    cells), then one ``metric.<name>`` column per scalar metric any case has (MNIST's ``final_accuracy``...).
+
+    Text cells are quoted and numbers are not (``QUOTE_NONNUMERIC``); a text cell that a spreadsheet would
+    run as a formula gets a leading ``'`` (:func:`gpubench.textout.csv_cell`, OWASP's rule)."""
     rows = records(runs)
     metric_names = sorted({k for row in rows for k, v in row["metrics"].items() if _scalar(v)})
     columns = [*FIELDS, *(f"metric.{k}" for k in metric_names)]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writeheader()
     for row in rows:
         out = {k: row[k] for k in FIELDS}
         for k in JSON_CELLS:
-            out[k] = json.dumps(row[k], sort_keys=True, default=str)
+            out[k] = json_text(row[k], sort_keys=True)
         for k in metric_names:
             value = row["metrics"].get(k)
             out[f"metric.{k}"] = value if _scalar(value) else ""
-        writer.writerow({k: "" if v is None else v for k, v in out.items()})
+        writer.writerow({k: "" if v is None else csv_cell(v) for k, v in out.items()})
     return buf.getvalue()

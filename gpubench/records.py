@@ -3,7 +3,7 @@
 Like ``torch.utils.benchmark``, a record keeps the raw per-call times and derives every
 statistic from them; like ``pyperf``, a record is validated when it is made, so a wrong record
 fails at birth and never reaches the store or a report. This module imports nothing from the
-rest of gpubench except :mod:`gpubench.stats`.
+rest of gpubench except :mod:`gpubench.stats` and :mod:`gpubench.shapes`.
 
 Record format history (``RECORD_VERSION``):
 
@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpubench.shapes import MACHINE, METRICS, conform
 from gpubench.stats import Summary, summarize
 
 RECORD_VERSION = 3
@@ -134,9 +135,13 @@ class CaseSpec:
         suite: str = "",
     ) -> CaseSpec:
         """Build a spec from a plain parameter dict (validated and frozen)."""
-        for name, value in (("workload", workload), ("backend", backend), ("device", device)):
+        for name, value in (("workload", workload), ("backend", backend), ("device", device), ("variant", variant)):
             if not isinstance(value, str) or not value:
                 raise RecordError(f"case {name} must be a non-empty string, got {value!r}")
+        if not isinstance(suite, str):
+            raise RecordError(f"case suite must be a string, got {suite!r}")
+        if not isinstance(dtype, str):
+            raise RecordError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
         if dtype not in DTYPES and not dtype.startswith(("uint", "int")):
             raise RecordError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
         return cls(workload, backend, device, dtype, _freeze_params(params or {}), variant, suite)
@@ -385,10 +390,10 @@ class CaseResult:
             device_name=data.get("device_name") or "",
             spec_hash=data.get("spec_hash") or "",
             wall_s=float(data.get("wall_s") or 0.0),
-            metrics=data.get("metrics") or {},
+            metrics=conform(data.get("metrics") or {}, METRICS),  # the shapes readers rely on, whatever was stored
             flags=tuple(data.get("flags") or ()),
             host_samples=tuple(float(s) for s in data.get("host_samples") or ()),
-            machine=data.get("machine") or {},
+            machine=conform(data.get("machine") or {}, MACHINE),
             energy=data.get("energy") or ({"reason": f"not recorded: a version-{version} record (before gpubench "
                                                      "measured energy)"} if version < 3 else {}),
         )

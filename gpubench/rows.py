@@ -36,6 +36,7 @@ Text rendering (tables, HTML, CSV cells) is not done here: the surfaces format t
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +53,12 @@ CEILING_FLAGS = ("implausible", "above_ceiling")
 
 
 def is_a_measurement(result: CaseResult) -> bool:
-    """Whether a record is a number a user may read: ``ok``, with samples, and not ``not_a_measurement``."""
-    return result.status == "ok" and bool(result.samples) and is_measurement(result.flags)
+    """Whether a record is a number a user may read: ``ok``, with samples whose median is a positive finite
+    time (a store may hold anything an older version accepted), and not ``not_a_measurement``."""
+    if result.status != "ok" or not result.samples or not is_measurement(result.flags):
+        return False
+    median = result.median_s
+    return median is not None and math.isfinite(median) and median > 0
 
 
 def workload_unit(name: str) -> str:

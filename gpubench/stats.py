@@ -7,7 +7,6 @@ should need NumPy just to summarise a list of floats. Nothing here imports the r
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 #: z-value of a two-sided 95 % interval.
@@ -74,28 +73,45 @@ class Summary:
         return (self.ci95_high - self.ci95_low) / 2.0 / self.median
 
 
-def _stdev(xs: list[float]) -> float:
-    """Sample standard deviation in plain floats (``statistics.stdev`` is exact but slow)."""
+def _mean(xs: list[float]) -> float:
+    """Mean of finite floats that never overflows (each term is divided by n before the exact sum)."""
+    n = len(xs)
+    return math.fsum(x / n for x in xs)
+
+
+def _stdev(xs: list[float], mean: float) -> float:
+    """Sample standard deviation in plain floats (``statistics.stdev`` is exact but slow), scaled by the
+    largest deviation so that no square overflows, whatever the magnitude of the samples."""
     n = len(xs)
     if n < 2:
         return 0.0
-    mean = math.fsum(xs) / n
-    return math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    scale = max(abs(x - mean) for x in xs)
+    if scale == 0 or not math.isfinite(scale):
+        return 0.0 if scale == 0 else math.inf
+    return scale * math.sqrt(math.fsum(((x - mean) / scale) ** 2 for x in xs) / (n - 1))
+
+
+def _median(xs: list[float]) -> float:
+    """Median of an already sorted, non-empty list (the middle pair averaged without overflow)."""
+    n = len(xs)
+    mid = n // 2
+    return xs[mid] if n % 2 else xs[mid - 1] / 2 + xs[mid] / 2
 
 
 def summarize(samples: list[float]) -> Summary:
-    """Compute :class:`Summary` for a non-empty list of samples."""
+    """Compute :class:`Summary` for a non-empty list of finite samples (any magnitude: nothing overflows)."""
     xs = sorted(samples)
     if not xs:
         raise ValueError("summary of no samples")
     lo, hi = median_ci95(xs)
+    mean = _mean(xs)
     return Summary(
         n=len(xs),
         min=xs[0],
         max=xs[-1],
-        median=statistics.median(xs),
-        mean=statistics.fmean(xs),
-        stdev=_stdev(xs),
+        median=_median(xs),
+        mean=mean,
+        stdev=_stdev(xs, mean),
         q1=quantile(xs, 0.25),
         q3=quantile(xs, 0.75),
         ci95_low=lo,

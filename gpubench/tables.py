@@ -46,8 +46,15 @@ def fmt_bytes(n: float | None) -> str:
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    """Render a table with a header rule; columns in ``right`` are right-aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    """Render a table with a header rule; columns in ``right`` are right-aligned.
+
+    Every cell is made safe for the terminal first (:func:`gpubench.textout.terminal_formatter`: control characters
+    shown as escapes, characters standard output cannot encode in ASCII form), so columns line up as printed.
+    """
+    from gpubench.textout import terminal_formatter
+
+    cell = terminal_formatter()
+    cells = [[cell(h) for h in headers]] + [[cell(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: list[str]) -> str:
@@ -118,8 +125,10 @@ def reason_text(backend: str, reason: str) -> str:
 
 
 def skip_line(backend: str, reason: str, count: int) -> str:
-    """``35 cupy cases skipped: no CUDA driver found``."""
-    return f"{count} {backend} case{'s' if count != 1 else ''} skipped: {reason_text(backend, reason)}"
+    """``35 cupy cases skipped: no CUDA driver found`` (one line: control characters in the reason are escaped)."""
+    from gpubench.textout import visible
+
+    return visible(f"{count} {backend} case{'s' if count != 1 else ''} skipped: {reason_text(backend, reason)}")
 
 
 def skip_groups(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:

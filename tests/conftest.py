@@ -64,7 +64,7 @@ def fake_plugin(monkeypatch):
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(PLUGINS) + (os.pathsep + old if old else ""))
     importlib.invalidate_caches()
-    monkeypatch.setattr(backends, "_cache", {})
+    monkeypatch.setattr(backends, "REGISTRY", backends.REGISTRY.fresh())
     return PLUGINS
 
 
@@ -93,7 +93,7 @@ def install_plugin(monkeypatch, root: Path, backends: dict[str, str], files: dic
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(root) + (os.pathsep + old if old else ""))
     importlib.invalidate_caches()
-    monkeypatch.setattr(backends_module, "_cache", {})
+    monkeypatch.setattr(backends_module, "REGISTRY", backends_module.REGISTRY.fresh())
     return root
 
 

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpubench"
 
 #: Layers, lowest first: (name, module prefixes). The longest matching prefix decides.
 LAYERS = (
-    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records")),
+    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records",
+                  "gpubench.registry", "gpubench.textout", "gpubench.atomicfile", "gpubench.shapes")),
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
                      "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing", "gpubench.latency",

@@ -1,8 +1,9 @@
 """Backend discovery through the ``gpubench.backends`` entry-point group.
 
 Built-in backends are registered in gpubench's own ``pyproject.toml`` under the same group a
-third-party plug-in uses, so both are found the same way. Loading an entry point imports only
-the adapter module, never its framework.
+third-party plug-in uses, so both are found the same way (one :class:`~gpubench.registry.Registry`
+serves backends and workloads; it reads the entry points once per process). Loading an entry
+point imports only the adapter module, never its framework.
 
 Listing names (:func:`backend_names`) loads no plug-in; :func:`get_backend` loads and constructs
 only the backend asked for, and a plug-in whose module or constructor fails is a
@@ -11,43 +12,31 @@ only the backend asked for, and a plug-in whose module or constructor fails is a
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from gpubench.errors import BrokenBackend, GpubenchError, UsageError
+from gpubench.errors import BrokenBackend
+from gpubench.registry import Registry
 
 GROUP = "gpubench.backends"
 
-_cache: dict[str, object] = {}
+
+def _base() -> type:
+    from gpubench.backends.base import Backend
+
+    return Backend
+
+
+#: The registered backends (replaced by a fresh one in tests that install a plug-in).
+REGISTRY: Registry = Registry(GROUP, "backend", _base, BrokenBackend)
 
 
 def backend_names() -> list[str]:
-    """Names of every registered backend, built-in and plug-in."""
-    names = sorted({ep.name for ep in entry_points(group=GROUP)})
-    if not names:
-        raise GpubenchError("no backends registered: is gpubench installed? (pip install -e .)")
-    return names
+    """Names of every registered backend, built-in and plug-in, sorted."""
+    return sorted(REGISTRY.names())
 
 
 def get_backend(name: str):
-    """Return an instance of the backend registered as ``name``.
+    """Return the instance of the backend registered as ``name`` (constructed once per process).
 
     Raises :class:`UsageError` for an unknown name and :class:`BrokenBackend` when the plug-in's
     module cannot be imported, its constructor raises, or it is not a gpubench ``Backend``.
     """
-    if name in _cache:
-        return _cache[name]
-    eps = [ep for ep in entry_points(group=GROUP) if ep.name == name]
-    if not eps:
-        raise UsageError(f"unknown backend {name!r} (known: {', '.join(backend_names())})")
-    from gpubench.backends.base import Backend
-
-    try:  # a broken plug-in must not take the CLI down
-        backend = eps[0].load()()
-        if not isinstance(backend, Backend):
-            raise TypeError(f"{eps[0].value} is not a gpubench.backends.base.Backend")
-        if not backend.name:
-            backend.name = name
-    except (Exception, SystemExit) as exc:
-        raise BrokenBackend(name, exc) from exc
-    _cache[name] = backend
-    return backend
+    return REGISTRY.get(name)

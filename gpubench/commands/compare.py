@@ -25,9 +25,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import sys
 
+    from gpubench.atomicfile import write_text
     from gpubench.compare import compare_runs, format_table, history_base, render_html
     from gpubench.errors import UsageError
-    from gpubench.report.html import write_atomic
     from gpubench.rows import read_runs
     from gpubench.store import open_store
 
@@ -66,6 +66,6 @@ def run(args) -> int:
         return 2
     print(format_table(comparison))
     if args.html:
-        path = write_atomic(args.html, render_html(comparison))
+        path = write_text(args.html, render_html(comparison))
         print(f"wrote {path}", file=sys.stderr)
     return 1 if comparison.regressions else 0

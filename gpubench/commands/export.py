@@ -16,25 +16,21 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import os
     import sys
-    import tempfile
 
+    from gpubench.atomicfile import write_text
     from gpubench.export import to_csv, to_json
     from gpubench.rows import read_runs, select_runs
     from gpubench.store import open_store
+    from gpubench.textout import write_data
 
     with open_store(args.store, readonly=True) as store:
         data = read_runs(store, select_runs(store, args.run))
     text = to_json(data) if args.format == "json" else to_csv(data)
     if not args.output:
-        sys.stdout.write(text)
+        write_data(text)
         return 0
-    # Write beside the target and rename, so a failed export never leaves half a file.
-    target = os.path.abspath(args.output)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".gpubench-export-")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, target)
+    # Whole or not at all, with the user's umask (gpubench.atomicfile).
+    write_text(args.output, text, make_dirs=False)
     print(f"wrote {sum(len(r.rows) for r in data)} records to {args.output}", file=sys.stderr)
     return 0

@@ -21,11 +21,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import sys
 
+    from gpubench.atomicfile import write_text
     from gpubench.errors import UsageError
     from gpubench.history import collect
     from gpubench.report.history_page import change_text, render
-    from gpubench.report.html import write_atomic
     from gpubench.store import open_store
+    from gpubench.textout import visible
 
     if not args.min_change > 0:
         raise UsageError(f"--min-change must be a positive percentage, got {args.min_change}")
@@ -40,12 +41,12 @@ def run(args) -> int:
         raise UsageError(f"no correct result{what} in {where}: nothing to draw")
     text = render(histories, store_path=where, suite=args.suite, case_filter=args.case,
                   min_change=args.min_change / 100)
-    path = write_atomic(args.output, text)
+    path = write_text(args.output, text)
     runs = {p.run_id for h in histories for p in h.points}
     changes = [(h, c) for h in histories for c in h.changes]
     print(f"{len(histories)} cases across {len(runs)} runs; {len(changes)} change(s)")
     for h, c in changes:
-        print(f"  {h.title}: {change_text(c)} {c.commit_range()}")
+        print(visible(f"  {h.title}: {change_text(c)} {c.commit_range()}"))
     sys.stdout.flush()
     print(f"wrote {path}", file=sys.stderr)
     return 0

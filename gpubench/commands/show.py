@@ -18,15 +18,16 @@ def print_run(store, run_ref) -> None:
 
     from gpubench.rows import read_runs
     from gpubench.tables import results_table
+    from gpubench.textout import visible
 
     (read,) = read_runs(store, [store.run(run_ref)])
     run, results, rows = read.info, read.results, read.rows
-    cpu = run.environment.get("cpu", {}).get("model", "?")
-    print(f"run {run.id}  suite {run.suite}  {run.started_at}  {run.status}"
-          + (f"  label {run.label}" if run.label else ""))
+    cpu = visible((run.environment.get("cpu") or {}).get("model", "?"))
+    print(f"run {run.id}  suite {visible(run.suite)}  {visible(run.started_at)}  {run.status}"
+          + (f"  label {visible(run.label)}" if run.label else ""))
     if run.reason:
-        print(f"reason: {run.reason}")
-    print(f"machine: {cpu}; speedup is against {run.baseline}:cpu (same dtype and size; a tf32 or +copies "
+        print(f"reason: {visible(run.reason)}")
+    print(f"machine: {cpu}; speedup is against {visible(run.baseline)}:cpu (same dtype and size; a tf32 or +copies "
           "case against the plain CPU case)")
     if rows:
         print(results_table(rows, run.environment))

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from gpubench import __version__, tables
+from gpubench.atomicfile import write_text
 from gpubench.datasheet import PEAK_TEXT, datasheet_for
 from gpubench.envinfo import machine_key
 from gpubench.report import analysis, attention, charts, ddp, energy, inference, input_pipeline, lecture
-from gpubench.report.html import esc, table, write_atomic
+from gpubench.report.html import esc, table
 from gpubench.report.model import RunData, load_runs
 from gpubench.report.page import assemble
 from gpubench.rows import DeviceCeilings, ceilings_by_device, match_device
@@ -507,5 +508,5 @@ def build_report(store: ResultStore, refs: list[str] | None,
     runs = load_runs(store, refs)
     text = render(runs)
     path = Path(output or default_output(runs))
-    write_atomic(path, text)
+    write_text(path, text)
     return path, runs

@@ -174,15 +174,16 @@ def log_axis(values: list[float], kind: str = "number", suffix: str = "") -> dic
     vals = [float(v) for v in values if isinstance(v, (int, float)) and v > 0 and math.isfinite(v)]
     if not vals:
         return {"type": "log"}
-    lo, hi = min(vals), max(vals)
-    if hi / lo < 3:  # one point, or points close together: a decade around them
-        mid = math.sqrt(lo * hi)
-        lo, hi = min(lo, mid / math.sqrt(10)), max(hi, mid * math.sqrt(10))
-    pad = 0.06 * (math.log10(hi) - math.log10(lo))
-    rlo, rhi = math.log10(lo) - pad, math.log10(hi) + pad
+    # In decades, within the floats' range (a stored 1e308 or 5e-324 must not overflow a tick).
+    llo, lhi = max(-300.0, math.log10(min(vals))), min(300.0, math.log10(max(vals)))
+    if lhi - llo < math.log10(3):  # one point, or points close together: a decade around them
+        mid = (llo + lhi) / 2
+        llo, lhi = min(llo, mid - 0.5), max(lhi, mid + 0.5)
+    pad = 0.06 * (lhi - llo)
+    rlo, rhi = llo - pad, lhi + pad
     ticks: list[float] = []
     if kind == "bytes":
-        e0, e1 = math.ceil(math.log2(lo) - 1e-9), math.floor(math.log2(hi) + 1e-9)
+        e0, e1 = math.ceil(llo * math.log2(10) - 1e-9), math.floor(lhi * math.log2(10) + 1e-9)
         step = next((k for k in (1, 2, 3, 5, 10, 20) if (e1 - e0) // k + 1 <= 8), 30)
         ticks = sorted(2.0 ** e for e in range(e1, e0 - 1, -step))  # from the largest down: it is labelled
         labels = [bytes_text(t) for t in ticks]

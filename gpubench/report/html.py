@@ -14,12 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
-import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
+
+from gpubench.textout import json_text
 
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -34,23 +31,10 @@ def plot_text(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=False)
 
 
-def _clean(obj: Any) -> Any:
-    """Replace non-finite floats (not valid JSON) by None, recursively."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def script_json(obj: Any) -> str:
-    """JSON safe to place inside a ``<script>`` element (``</script>`` cannot appear in it)."""
-    try:
-        text = json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False)
-    except ValueError:  # a NaN or infinity somewhere: not JSON, so make it null
-        text = json.dumps(_clean(obj), separators=(",", ":"), default=str, allow_nan=False)
+    """JSON safe to place inside a ``<script>`` element (``</script>`` cannot appear in it; NaN and infinities
+    are ``null``, :func:`gpubench.textout.json_text`)."""
+    text = json_text(obj, separators=(",", ":"))
     for ch, rep in _SCRIPT_ESCAPES.items():
         text = text.replace(ch, rep)
     return text
@@ -68,25 +52,6 @@ def csp_meta(scripts: list[str]) -> str:
     policy = (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
               "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
     return f'<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">'
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    target = Path(path).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
 
 
 def table(headers: list[str], rows: list[list[Any]], cls: str = "kv") -> str:

@@ -41,6 +41,7 @@ from typing import Any
 from gpubench.envinfo import machine_key
 from gpubench.errors import StoreError
 from gpubench.records import CaseResult
+from gpubench.shapes import ENVIRONMENT, conform
 from gpubench.store.kinds import redact, store_class
 
 SCHEMA_VERSION = 4
@@ -142,6 +143,10 @@ class RunInfo:
     host: str = ""
     reason: str = ""
     uuid: str = ""
+
+    def __post_init__(self) -> None:
+        # Readers see the environment shapes they rely on, whatever a store holds (an imported file's own).
+        object.__setattr__(self, "environment", conform(self.environment, ENVIRONMENT))
 
 
 def open_store(location: str | os.PathLike[str] | None = None, *, create: bool = True,

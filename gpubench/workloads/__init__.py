@@ -2,53 +2,45 @@
 
 The built-in workloads are registered in gpubench's own ``pyproject.toml`` under the same group a
 third-party package uses, so a new workload is a module with a :class:`~gpubench.workloads.base.Workload`
-subclass plus one entry-point line, exactly as a new backend is. Loading an entry point imports
-only the workload's module (NumPy at most), never a framework.
+subclass plus one entry-point line, exactly as a new backend is (one :class:`~gpubench.registry.Registry`
+serves both and reads the entry points once per process). Loading an entry point imports only the
+workload's module (NumPy at most), never a framework.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from gpubench.errors import GpubenchError, UsageError
+from gpubench.registry import Registry
 
 GROUP = "gpubench.workloads"
 
-_cache: dict = {}
+
+def _base() -> type:
+    from gpubench.workloads.base import Workload
+
+    return Workload
+
+
+#: The registered workloads (replaced by a fresh one in tests that install a plug-in).
+REGISTRY: Registry = Registry(GROUP, "workload", _base)
 
 
 def workload_names() -> list[str]:
     """Names of every registered workload, built-in and plug-in, as the entry points list them, deduplicated."""
-    names = list(dict.fromkeys(ep.name for ep in entry_points(group=GROUP)))
-    if not names:
-        raise GpubenchError("no workloads registered: is gpubench installed? (pip install -e .)")
-    return names
+    return REGISTRY.names()
 
 
 def is_workload(name: str) -> bool:
     """Whether a workload called ``name`` is registered (without loading it)."""
-    return any(ep.name == name for ep in entry_points(group=GROUP))
+    return name in REGISTRY
 
 
 def get_workload(name: str):
     """Return the workload instance called ``name``; :class:`UsageError` when unknown.
 
     A registered workload whose module fails to import or whose constructor raises is a
-    :class:`GpubenchError` naming it, never a traceback.
+    :class:`~gpubench.errors.BrokenPlugin` error naming it, never a traceback.
     """
-    if name in _cache:
-        return _cache[name]
-    eps = [ep for ep in entry_points(group=GROUP) if ep.name == name]
-    if not eps:
-        raise UsageError(f"unknown workload {name!r} (known: {', '.join(sorted(workload_names()))})")
-    try:
-        workload = eps[0].load()()
-    except Exception as exc:  # a broken plug-in must not take the CLI down
-        raise GpubenchError(f"workload {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
-    if not workload.name:
-        workload.name = name
-    _cache[name] = workload
-    return workload
+    return REGISTRY.get(name)
 
 
 def find_workload(name: str):
@@ -57,10 +49,7 @@ def find_workload(name: str):
     For readers of stored results (export, report, compare): a record may name a workload of a
     plug-in this machine lacks, and it must still show.
     """
-    try:
-        return get_workload(name)
-    except GpubenchError:
-        return None
+    return REGISTRY.find(name)
 
 
 def size_text(name: str, params: dict) -> str:
