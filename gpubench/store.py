@@ -115,7 +115,7 @@ ALTER TABLE ceilings ADD COLUMN quality TEXT NOT NULL DEFAULT 'measured';
 #: MIGRATIONS[v] upgrades a store at schema version v to v + 1.
 MIGRATIONS = {0: _V1, 1: _V2, 2: _V3}
 
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+RUN_STATUSES = ("running", "complete", "time_limited", "interrupted", "failed")
 #: Status shown, never stored, for a ``running`` run whose process on this machine is gone.
 ABANDONED = "abandoned"
 
@@ -209,7 +209,8 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 class RunInfo:
     """One run's header row.
 
-    ``status`` is ``running``, ``complete``, ``interrupted`` or ``failed`` as stored, or
+    ``status`` is ``running``, ``complete``, ``time_limited`` (a time limit left cases out), ``interrupted`` or
+    ``failed`` as stored, or
     ``abandoned`` for a ``running`` run whose process (``pid`` on ``host``, this machine) is gone.
     ``reason`` says why a run failed or was abandoned.
     """
@@ -436,7 +437,7 @@ class ResultStore:
                         (json.dumps(environment, default=str), run_id))
 
     def finish_run(self, run_id: int, status: str = "complete", reason: str = "") -> None:
-        """Mark a run finished with ``status`` (complete, interrupted or failed) and why (``reason``)."""
+        """Mark a run finished with ``status`` (complete, time_limited, interrupted or failed) and why (``reason``)."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         self._write("UPDATE runs SET status = ?, finished_at = ?, reason = ? WHERE id = ?",

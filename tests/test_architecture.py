@@ -14,15 +14,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpubench"
 
 #: Layers, lowest first: (name, module prefixes). The longest matching prefix decides.
 LAYERS = (
-    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records")),
+    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records", "gpubench.sourcetree")),
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
                      "gpubench.cacheflush", "gpubench.plausibility", "gpubench.timing")),
     ("storage", ("gpubench.store",)),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
-    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
-    ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
+    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe",
+               "gpubench.estimate")),
+    ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer", "gpubench.recorder")),
     ("reading", ("gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
     ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",

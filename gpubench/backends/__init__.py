@@ -11,9 +11,8 @@ only the backend asked for, and a plug-in whose module or constructor fails is a
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from gpubench.errors import BrokenBackend, GpubenchError, UsageError
+from gpubench.sourcetree import entry_points
 
 GROUP = "gpubench.backends"
 

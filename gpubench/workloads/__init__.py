@@ -8,9 +8,8 @@ only the workload's module (NumPy at most), never a framework.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from gpubench.errors import GpubenchError, UsageError
+from gpubench.sourcetree import entry_points
 
 GROUP = "gpubench.workloads"
 
