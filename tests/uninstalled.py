@@ -25,7 +25,7 @@ def _own(name: str) -> bool:
 
 
 def copy_checkout(dest: Path) -> Path:
-    """The files git tracks (and untracked ones it does not ignore) copied to ``dest``: a checkout as it would travel."""
+    """The files git tracks (and untracked ones it does not ignore) copied to ``dest``: a checkout as it travels."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
                             capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, listed):

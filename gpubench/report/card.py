@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.records import is_measurement
+from gpubench.report.lecture import times_text
 from gpubench.report.model import RunData
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS
 from gpubench.tables import fmt_rate, fmt_time, render
@@ -159,7 +160,7 @@ def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
         fastest_cpu = min(cpu, key=lambda r: r["median_s"]) if cpu else None
         versus = ""
         if accel and fastest_cpu is not None:
-            versus = f"{fastest_cpu['median_s'] / best['median_s']:.3g}× {fastest_cpu['series']}"
+            versus = f"{times_text(fastest_cpu['median_s'] / best['median_s'])} {fastest_cpu['series']}"
         elif not accel:
             versus = "no accelerator case"
         else:
@@ -177,9 +178,9 @@ def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
         sp = speedups(exp, run.info.baseline or "numpy")
         parts = []
         if sp.naive is not None:
-            parts.append(f"timed as in the lecture {sp.naive.value:.3g}× (a launch, not a measurement)")
+            parts.append(f"timed as in the lecture {times_text(sp.naive.value)} (a launch, not a measurement)")
         if sp.honest is not None:
-            parts.append(f"timed by gpubench {sp.honest.value:.3g}× ({sp.honest.denominator['series']} against "
+            parts.append(f"timed by gpubench {times_text(sp.honest.value)} ({sp.honest.denominator['series']} against "
                          f"{sp.honest.numerator['series']})")
         elif sp.why_no_honest:
             parts.append(f"no honest speedup: {sp.why_no_honest}")
