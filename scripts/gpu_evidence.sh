@@ -6,18 +6,20 @@
 #                                                               # the rehearsal on a CPU machine (tests do this)
 #
 # Steps, each under `timeout -s TERM` (an overrun keeps what finished: gpubench and the pytest plug-in mark the
-# run interrupted, and every finished case is already committed) and each inside what is left of --budget:
-#   1. envcheck   which Python and packages are here, whether gpubench is installed (else it runs from this
-#                 checkout: PYTHONPATH, no pip, no setuptools, no writable site-packages needed), nvidia-smi
-#   2. env        gpubench env --json                      -> $OUT/env.json
-#   3. calibrate  gpubench calibrate --device D            (its ceilings, with a time limit)
-#   4. tour       gpubench run --suite tour                (reuses step 3's ceilings for D)
-#   5. lecture    gpubench run --suite lecture             (the lecture's 5000^3 experiment, CPU and GPU)
-#   6. fidelity   benchmarks/harness_accuracy.py --fidelity -> $OUT/fidelity.txt
-#   7. pytest     a short pytest-benchmark run into the store (--gpubench-store) -> $OUT/bench.json
-#   8. export     gpubench export --run all                -> $OUT/export.json
-#   9. report     gpubench report (every run of the store) -> $OUT/report.html (render it later from the
-#                 returned store with `gpubench report --store gpubench.sqlite` if it fails here)
+# run interrupted, and every finished case is already committed), each with a share of --budget (default 470 s)
+# and never past it; gpubench commands get a --time-limit a little under their step's, so they stop on their own:
+#   envcheck   which Python and packages are here, whether gpubench is installed (else it runs from this
+#              checkout: PYTHONPATH, no pip, no setuptools, no writable site-packages needed), nvidia-smi
+#   env        gpubench env --json                      -> $OUT/env.json
+#   calibrate  gpubench calibrate --device D            (one case per ceiling first)
+#   fidelity   benchmarks/harness_accuracy.py --fidelity -> $OUT/fidelity.txt (gpubench's median against 100 calls
+#              between two CUDA events: torch bf16 8192^3, cupy SAXPY 2^26)
+#   tour       gpubench run --suite tour                (reuses the calibration's ceilings for D)
+#   lecture    gpubench run --suite lecture             (the lecture's 5000^3 experiment, CPU and GPU)
+#   pytest     a short pytest-benchmark run into the store (--gpubench-store) -> $OUT/bench.json
+#   export     gpubench export --run all                -> $OUT/export.json
+#   report     gpubench report (every run but the calibration) -> $OUT/report.html (render it later from the
+#              returned store, `gpubench report --store gpubench.sqlite`, if it fails here)
 # The store lives outside $OUT while the steps run and is copied in at the end, checkpointed (no -wal file).
 # $OUT gets at most 8 files: evidence.log, steps.tsv, env.json, fidelity.txt, bench.json, export.json,
 # report.html, gpubench.sqlite. Exit status: 0 when every step ran (a step's own failures are in steps.tsv).
@@ -62,13 +64,14 @@ backend_args=()
 [ -n "$backends" ] && backend_args=(--backend "$backends")
 export PY out device repo
 
-# step NAME SECONDS COMMAND...: run COMMAND (a program or one of the functions below) under `timeout -s TERM`, for
-# at most SECONDS and never past the budget less RESERVE seconds kept for the steps that save the evidence. An
+# step NAME PERCENT COMMAND...: run COMMAND (a program or one of the functions below) under `timeout -s TERM`, for
+# at most PERCENT of the budget and never past the budget less RESERVE seconds kept for the steps that save the
+# evidence (the shares add up to more than 100: most steps end early, and what they leave goes to the next). An
 # argument @LIMIT@ becomes the time limit the command gives itself, a little under the step's, so that gpubench
 # stops on its own before the TERM. Output goes to the log.
-RESERVE=${RESERVE:-45}
+RESERVE=${RESERVE:-$(( budget / 10 ))}
 step() {
-    local name=$1 want=$2 reserve=$RESERVE
+    local name=$1 want=$(( budget * $2 / 100 )) reserve=$RESERVE
     shift 2
     if [ "$name" = export ] || [ "$name" = report ]; then reserve=0; fi
     local avail=$(( $(left) - reserve ))
@@ -94,19 +97,27 @@ step() {
 gb() { "$PY" -m gpubench "$@"; }
 export -f gb
 
-# --- 1. environment check: never aborts, says what it falls back to ----------------------------------------
+# --- environment check: never aborts, says what it falls back to ----------------------------------------
 envcheck() {
     "$PY" - "$repo" <<'EOF'
-import importlib, importlib.metadata as md, os, platform, shutil, subprocess, sys
+import importlib.metadata as md, importlib.util, os, platform, shutil, subprocess, sys
 repo = sys.argv[1]
 print(f"python {platform.python_version()} at {sys.executable}")
-for name in ("numpy", "psutil", "threadpoolctl", "pynvml", "torch", "cupy", "jax", "tensorflow", "pyopencl",
-             "pandas", "scipy", "plotly", "pytest", "pytest_benchmark", "setuptools"):
+# Found, with the version of its distribution, without importing it (TensorFlow alone takes many seconds).
+for module, dist in (("numpy", "numpy"), ("psutil", "psutil"), ("threadpoolctl", "threadpoolctl"),
+                     ("pynvml", "nvidia-ml-py"), ("torch", "torch"), ("cupy", "cupy-cuda13x"), ("jax", "jax"),
+                     ("tensorflow", "tensorflow"), ("pyopencl", "pyopencl"), ("pandas", "pandas"), ("scipy", "scipy"),
+                     ("plotly", "plotly"), ("pytest", "pytest"), ("pytest_benchmark", "pytest-benchmark"),
+                     ("setuptools", "setuptools")):
     try:
-        mod = importlib.import_module(name)
-        print(f"  {name:16} {getattr(mod, '__version__', 'yes')}")
-    except Exception as exc:  # noqa: BLE001 - a missing package is a line, never an abort
-        print(f"  {name:16} missing ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})")
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    try:
+        version = md.version(dist)
+    except md.PackageNotFoundError:
+        version = "found" if found else ""
+    print(f"  {module:16} {version if found else 'missing'}")
 try:
     dist = md.distribution("gpubench")
     print(f"gpubench installed ({dist.version}); this checkout's code comes first on PYTHONPATH")
@@ -130,7 +141,7 @@ EOF
 export -f envcheck
 
 say "gpubench GPU evidence: device $device, budget ${budget}s, out $out, store $store"
-step envcheck 30 envcheck
+step envcheck 6 envcheck
 
 # The pytest plug-in is registered by gpubench's pytest11 entry point only when gpubench is installed.
 plugin=(-p gpubench.pytest_plugin)
@@ -138,31 +149,32 @@ if "$PY" -c "import sys, importlib.metadata as m; sys.exit(0 if any(e.value == '
     plugin=()
 fi
 
-# --- 2-5. gpubench's own commands ----------------------------------------------------------------------------
+# --- gpubench's own commands ----------------------------------------------------------------------------
 env_json() { gb env --json "$@" > "$out/env.json"; }
 export -f env_json
-step env 60 env_json "${backend_args[@]}"
-step calibrate 110 gb calibrate --device "$device" "${backend_args[@]}" $quick --time-limit @LIMIT@ \
+step env 10 env_json "${backend_args[@]}"
+step calibrate 20 gb calibrate --device "$device" "${backend_args[@]}" $quick --time-limit @LIMIT@ \
     --label evidence-calibrate
-step tour 150 gb run --suite tour "${backend_args[@]}" $quick --time-limit @LIMIT@ --label evidence-tour
-step lecture 75 gb run --suite lecture "${backend_args[@]}" $quick --time-limit @LIMIT@ --label evidence-lecture
 
-# --- 6. harness fidelity ---------------------------------------------------------------------------------------
+# --- the harness fidelity (issue 20's last row) ------------------------------------------------------------------
 fidelity() { "$PY" benchmarks/harness_accuracy.py --fidelity --device "$device" "$@" | tee "$out/fidelity.txt"; }
 export -f fidelity
-step fidelity 60 fidelity $quick
+step fidelity 10 fidelity $quick
 
-# --- 7. a short pytest-benchmark run, every case committed to the store as it finishes ---------------------------
+step tour 30 gb run --suite tour "${backend_args[@]}" $quick --time-limit @LIMIT@ --label evidence-tour
+step lecture 13 gb run --suite lecture "${backend_args[@]}" $quick --time-limit @LIMIT@ --label evidence-lecture
+
+# --- a short pytest-benchmark run, every case committed to the store as it finishes ---------------------------
 if [ "$device" = cuda ]; then
     select=(-m cuda --gpubench-full -k "(matmul and torch and 4096) or (saxpy and cupy and 67108864)")
 else
     select=(-m "not gpu and not cuda and not opencl" -k "(matmul and numpy) or (saxpy and numpy)")
 fi
-step pytest 70 "$PY" -m pytest benchmarks "${plugin[@]}" "${select[@]}" -q -p no:cacheprovider -rs \
+step pytest 13 "$PY" -m pytest benchmarks "${plugin[@]}" "${select[@]}" -q -p no:cacheprovider -rs \
     --gpubench-store "$store" --gpubench-label evidence-pytest --benchmark-json "$out/bench.json"
 
-# --- 8-9. export and report -------------------------------------------------------------------------------------
-step export 40 gb export --run all -o "$out/export.json"
+# --- export and report -------------------------------------------------------------------------------------
+step export 8 gb export --run all -o "$out/export.json"
 report() {
     local ids
     ids=$("$PY" -c "
@@ -174,7 +186,7 @@ print(' '.join(str(r['id']) for r in runs if r['suite'] != 'calibrate'))")
     gb report $ids -o "$out/report.html"
 }
 export -f report
-step report 60 report
+step report 10 report
 
 # --- the store: checkpointed, one file, into $OUT ----------------------------------------------------------------
 "$PY" - "$store" "$out/gpubench.sqlite" >> "$log" 2>&1 <<'EOF'

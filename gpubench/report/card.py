@@ -166,8 +166,11 @@ def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
         else:
             versus = "no CPU case at this size"
         rate = fmt_rate(best) if best.get("rate") else fmt_time(best["median_s"]) + " a call"
-        if "time_to_target_s" in (best.get("metrics") or {}):
-            rate = f"{best['metrics']['time_to_target_s']:.3g} s to target"
+        metrics = best.get("metrics") or {}
+        if "time_to_target_s" in metrics:  # a training run: its time to the target accuracy, or its epochs
+            reached = metrics["time_to_target_s"]
+            rate = (f"{reached:.3g} s to target" if isinstance(reached, (int, float))
+                    else f"{fmt_time(best['median_s'])} an epoch (target not reached)")
         line = [f"{workload} {dtype} {size}", f"{best['series']} {rate}", versus, limited_by(run, best)]
         scored.append((0 if accel and cpu else 1, len(scored), line))
     lines = [line for _, _, line in sorted(scored)[:MAX_HEADLINES]]
