@@ -279,7 +279,7 @@ class CostModel:
         w = self._workload(spec)
         if w is None:
             return 0.0, 0.0, None, spec.dtype, "gflops"
-        p = spec.param_dict
+        p = self._params(spec)
         try:
             flops = float(w.flops(p) or 0.0)
         except Exception:  # noqa: BLE001 - an estimate of an odd case is its floor, never an error
@@ -297,6 +297,14 @@ class CostModel:
         except Exception:  # noqa: BLE001
             cdtype = spec.dtype
         return flops, nbytes, bound, cdtype, w.unit
+
+    def _params(self, spec: CaseSpec) -> dict[str, Any]:
+        """The case's parameters as its workload normalizes them (``size=1024`` is ``m=n=k=1024``)."""
+        w = self._workload(spec)
+        try:
+            return w.normalize_params(spec.param_dict) if w is not None else spec.param_dict
+        except Exception:  # noqa: BLE001 - an odd case keeps its own parameters
+            return spec.param_dict
 
     def _learned_key(self, spec: CaseSpec, cdtype: str) -> tuple:
         p = spec.param_dict
@@ -318,7 +326,7 @@ class CostModel:
             return max(work / (learned * 1e9), floor)
         fraction = VARIANT_FRACTION.get(spec.variant, 1.0)
         compute = flops / (r.compute(cdtype) * 1e9 * fraction) if flops else 0.0
-        p = spec.param_dict
+        p = self._params(spec)
         if bound in ("h2d", "d2h"):
             link = r.pinned_gbps if p.get("memory") == "pinned" else r.pageable_gbps
             memory = nbytes / (link * 1e9)
@@ -332,7 +340,7 @@ class CostModel:
         return t
 
     def _training_s(self, spec: CaseSpec, flops_per_epoch: float, kind: str, cdtype: str, r: DeviceRates) -> float:
-        p = spec.param_dict
+        p = self._params(spec)
         epochs = float(p.get("epochs") or 1)
         steps = float(p.get("train_size") or 0) / max(1.0, float(p.get("batch_size") or 1))
         fraction = TRAINING_FRACTION.get(kind, DEFAULT_TRAINING_FRACTION)
@@ -361,7 +369,7 @@ class CostModel:
         kind = device_kind(spec)
         cpu = self.rates("cpu")
         w = self._workload(spec)
-        p = spec.param_dict
+        p = self._params(spec)
         try:
             host_bytes = float(w.memory_bytes(p, spec.dtype)) if w is not None else 0.0
         except Exception:  # noqa: BLE001

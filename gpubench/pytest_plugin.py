@@ -166,9 +166,10 @@ class GpubenchSession:
         if self.store is None or self.recorder is None:
             return
         try:
-            self.recorder.environment["backends"] = self.backend_environments()
-            self.recorder.update_environment()
             status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+            if status == "complete":  # an interrupted session ends at once (a time limit is running out)
+                self.recorder.environment["backends"] = self.backend_environments()
+                self.recorder.update_environment()
             self.recorder.finish(status)
             n = self.recorder.added
             tr = self.config.pluginmanager.get_plugin("terminalreporter")

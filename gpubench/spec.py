@@ -332,6 +332,7 @@ def _work(spec: CaseSpec) -> float:
     w = find_workload(spec.workload)
     if w is not None:
         try:
+            p = w.normalize_params(p)
             work = w.bytes_moved(p, spec.dtype) if w.unit == "gbps" else w.flops(p)
             if work:
                 return float(work)

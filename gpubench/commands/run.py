@@ -46,9 +46,10 @@ def _peek_store(path):
 
 
 def _ceiling_plan(suite, filters, quick: bool, environment: dict, store) -> tuple[list, int | None, list]:
-    """The calibration cases a suite with ``ceilings = true`` runs first, and the reused calibration (its run id
-    and ceilings) for the device kinds it already covers."""
-    from gpubench.calibrate import plan, reusable
+    """The calibration cases a suite with ``ceilings = true`` runs first — one per ceiling, by the backend most
+    likely to reach it (:func:`gpubench.calibrate.ceiling_tiers`; ``gpubench calibrate`` measures every backend) —
+    and the reused calibration (its run id and ceilings) for the device kinds it already covers."""
+    from gpubench.calibrate import ceiling_tiers, plan, reusable
     from gpubench.errors import UsageError
 
     if not suite.ceilings:
@@ -62,7 +63,7 @@ def _ceiling_plan(suite, filters, quick: bool, environment: dict, store) -> tupl
         specs = []
     specs = [s for s in specs if s.device.split(":")[0] not in covered
              and (not filters.dtypes or s.dtype in filters.dtypes)]
-    return specs, reused_run, reused
+    return ceiling_tiers(specs)[0], reused_run, reused
 
 
 def _dry_run(ordered, cost, time_limit, cpu_limits) -> int:
@@ -142,12 +143,7 @@ def run(args) -> int:
         if peek is not None:
             peek.close()
     cost = CostModel(settings, environment, ceilings=reused)
-    if time_limit is not None:
-        from gpubench.calibrate import ceiling_tiers
-
-        tiers = [*ceiling_tiers(ceiling_specs), *telling_tiers(specs)]
-    else:
-        tiers = [ceiling_specs, specs]
+    tiers = [ceiling_specs, *(telling_tiers(specs) if time_limit is not None else [specs])]
     ordered = run_order(tiers)
     if reused_run is not None:
         kinds = ", ".join(sorted({str(c["device"]) for c in reused}))
