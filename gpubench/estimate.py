@@ -233,6 +233,7 @@ class _Learned:
     ratios: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     rates: dict[tuple, float] = field(default_factory=dict)
     startup: dict[str, float] = field(default_factory=dict)
+    unavailable: set[str] = field(default_factory=set)
 
 
 class CostModel:
@@ -250,6 +251,7 @@ class CostModel:
         self._ceilings = list(ceilings)
         self._rates: dict[str, DeviceRates] = dict(rates or {})
         self.learned = _Learned()
+        self._seen: set[str] = set()  # device kinds a case has run on in this run
 
     # --- rates ---------------------------------------------------------------------------------
     def rates(self, kind: str) -> DeviceRates:
@@ -352,9 +354,12 @@ class CostModel:
         return epochs * epoch + 0.5  # + evaluation and the data set's load
 
     def absent(self, spec: CaseSpec) -> bool:
-        """Whether the case's device is known to be absent (a CUDA case on a host whose nvidia-smi lists no GPU):
-        it will be skipped at once."""
-        return device_kind(spec) == "cuda" and "gpus" in self.environment and not self.environment["gpus"]
+        """Whether the case will be skipped at once: its backend's probe said it is unavailable, or its device is
+        known to be absent (a CUDA case on a host whose nvidia-smi lists no GPU, and none has run in this run)."""
+        if spec.backend in self.learned.unavailable:
+            return True
+        return (device_kind(spec) == "cuda" and "cuda" not in self._seen and "gpus" in self.environment
+                and not self.environment["gpus"])
 
     def case_s(self, spec: CaseSpec) -> float:
         """Estimated wall seconds of the whole case (setup, verification, measurement), its backend already started."""
@@ -428,6 +433,8 @@ class CostModel:
     def observe(self, spec: CaseSpec, elapsed_s: float, result: CaseResult | None = None) -> None:
         """Learn from a finished case: its wall time against the estimate, and its measured rate."""
         estimate = self.raw_case_s(spec)
+        if result is not None and result.status in ("ok", "incorrect"):
+            self._seen.add(device_kind(spec))  # a GPU nvidia-smi did not list is there after all
         if result is not None and result.status == "ok":
             flops, nbytes, bound, cdtype, unit = self._work(spec)
             rate = result.gbps if unit == "gbps" else result.gflops
@@ -443,10 +450,12 @@ class CostModel:
             ratio = min(FACTOR_BOUNDS[1], max(FACTOR_BOUNDS[0], elapsed_s / estimate))
             self.learned.ratios.setdefault((spec.backend, device_kind(spec)), []).append(ratio)
 
-    def observe_startup(self, backend: str, seconds: float) -> None:
-        """Learn a backend's real startup (worker start to probe answered)."""
+    def observe_startup(self, backend: str, seconds: float, available: bool = True) -> None:
+        """Learn a backend's real startup (worker start to probe answered), and whether it can run at all."""
         if seconds > 0:
             self.learned.startup[backend] = float(seconds)
+        if not available:
+            self.learned.unavailable.add(backend)
 
 
 # --- the deadline ------------------------------------------------------------------------------------

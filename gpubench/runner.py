@@ -192,9 +192,6 @@ class Runner:
         recorder.finish(self.status, self.reason)
         return run_id, self.status
 
-    def _mark_failed(self, run_id: int, reason: str) -> None:
-        self.recorder.fail(reason)
-
     def _stop_worker(self, kill: bool = False) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
@@ -220,7 +217,7 @@ class Runner:
             limit = max(min(limit, self.budget.left()), 1e-3)
         facts, answered = ask_backend(self._worker, backend, limit)
         if answered and self.cost is not None:
-            self.cost.observe_startup(backend, self.clock() - t0)
+            self.cost.observe_startup(backend, self.clock() - t0, bool(facts.get("available", True)))
         if not answered and self.budget is not None and self.budget.expired():
             self._stop_worker(kill=True)
             raise _LimitReached

@@ -107,6 +107,10 @@ def test_no_gpu_means_cuda_cases_are_skipped_at_once():
     cost = CostModel(HarnessSettings(), {"gpus": []}, rates=RATES)
     assert cost.absent(mm(4096, "torch", "cuda")) and cost.case_s(mm(4096, "torch", "cuda")) < 0.1
     assert not cost.absent(mm(64)) and cost.case_s(mm(64)) > 1
+    # A case that ran on CUDA after all (nvidia-smi may be missing where the GPU is not): estimated as usual.
+    spec = mm(4096, "torch", "cuda")
+    cost.observe(spec, 1.0, CaseResult(spec, "ok", samples=(1e-3,) * 7, number=1, clock="fake", flops=2.0 * 4096**3))
+    assert not cost.absent(mm(8192, "torch", "cuda")) and cost.case_s(mm(8192, "torch", "cuda")) > 0.5
 
 
 def test_the_model_learns_rates_factors_and_startups():
@@ -131,6 +135,10 @@ def test_the_model_learns_rates_factors_and_startups():
     assert cost.startup_s("torch") == 3.0
     cost.observe_startup("torch", 7.5)
     assert cost.startup_s("torch") == 7.5
+    # A backend whose probe says it cannot run: its cases are skipped at once.
+    assert cost.case_s(mm(64, "jax")) > 1
+    cost.observe_startup("jax", 2.0, available=False)
+    assert cost.absent(mm(64, "jax")) and cost.case_s(mm(64, "jax")) < 0.1
 
 
 def test_measured_ceilings_replace_the_priors():
