@@ -112,11 +112,6 @@ class Runner:
         self._pending: list[CaseSpec] = []
         self._worker: Worker | None = None
 
-    def elapsed_s(self) -> float:
-        """Seconds since the run (or the command that runs it) started."""
-        start = self.started if self.started is not None else self.clock()
-        return max(0.0, self.clock() - start)
-
     def remaining_s(self) -> float | None:
         """Estimated seconds until the run ends: the cases still to come (and their backends' startups), at most the
         time left under the limit; None before the run starts."""
