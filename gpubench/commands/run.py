@@ -184,6 +184,10 @@ def run(args) -> int:
             print(summary, file=sys.stderr)
         if status != "complete":
             print(f"gpubench: {runner.reason}", file=sys.stderr)
+            left_out = [spec.label() for spec in runner.not_started]
+            if left_out:
+                more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+                print(f"gpubench: not started: {'; '.join(left_out[:5])}{more}", file=sys.stderr)
         if suite.ceilings:
             from gpubench.report.card import print_card
 

@@ -140,7 +140,9 @@ def limited_by(run: RunData, row: dict[str, Any]) -> str:
     if value is None:
         return f"{what}: no ceiling measured{noisy}"
     ceiling = fmt_rate({"gflops": value} if kind == PEAK_FLOPS else {"gbps": value})
-    return f"{what}: {100 * rate / value:.0f}% of {source} {ceiling}{noisy}"
+    share = 100 * rate / value
+    low = " (that ceiling is low: calibrate again)" if share > 105 and source == "measured" else ""
+    return f"{what}: {share:.0f}% of {source} {ceiling}{low}{noisy}"
 
 
 def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
