@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 
+# From a checkout that is not installed (PYTHONPATH=.), gpubench.suites and gpubench.kernels are its
+# top-level folders, as the wheel maps them (gpubench.sourcetree; nothing changes for an install).
+from gpubench.sourcetree import install_resource_finder as _install_resource_finder  # noqa: E402
+
+_install_resource_finder()
+
 
 def load(store: str | os.PathLike[str] | None = None, run: Any = "all") -> pandas.DataFrame:
     """Stored results as a pandas DataFrame: one row per case, metrics flattened, parameters as columns.

@@ -15,11 +15,22 @@ A memory ceiling needs a case that moves at least four times the device's last-l
 by the worker and recorded with the case): a smaller one is refused. ``--quick`` calibrations use
 small sizes and short budgets; their ceilings are stored, but provisional: no report or export
 uses them as a roof (:func:`gpubench.store.provisional`).
+
+With a time limit (``--time-limit``) the cases run most informative first (:func:`ceiling_tiers`):
+one case for every ceiling (device, kind, dtype), by the backend most likely to reach it, before the
+other backends' cases of the same ceilings; a case whose estimate does not fit in the time left is
+not started, and the ceilings come from the cases that finished.
+
+A suite with ``ceilings = true`` (the ``tour``) runs the same cases (:func:`plan`) at the start of its
+own run and stores the ceilings with it (:func:`ceilings_for_run`), reusing those of a recent full
+calibration of the same machine (:func:`reusable`) for the device kinds it covers.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from gpubench.errors import UsageError
@@ -38,6 +49,11 @@ MATMUL_DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "tf32", "bfl
                  "opencl": ("float32",)}
 #: FP8 matmul dtypes tried per device kind (``matmul_fp8`` workload): GPUs only, a CPU has no FP8 units.
 FP8_DTYPES = {"cuda": ("float8_e4m3fn",)}
+#: Backends most likely to reach a device's peak, first: under a time limit each ceiling is measured by the
+#: first of them that has a case for it before any other backend's case of the same ceiling runs.
+PREFERRED = ("torch", "cupy", "numpy", "jax", "tensorflow", "opencl")
+#: A full calibration of the same machine younger than this is reused by a suite with ``ceilings = true``.
+REUSE_MAX_AGE_S = 24 * 3600.0
 
 
 def matmul_size(kind: str, quick: bool) -> int:
@@ -231,29 +247,100 @@ def failures(results: list[CaseResult]) -> list[CaseResult]:
     return [r for r in results if r.status in FAILED]
 
 
+def ceiling_of(spec: CaseSpec) -> tuple:
+    """The ceiling a calibration case measures: (device, kind, dtype) as :func:`derive_ceilings` files it."""
+    p = spec.param_dict
+    if spec.workload in ("matmul", "matmul_fp8"):
+        return spec.device, PEAK_FLOPS, "tf32" if p.get("tf32") else spec.dtype
+    if spec.workload == "transfer" and p.get("direction") in ("h2d", "d2h"):
+        return spec.device, H2D_BW if p["direction"] == "h2d" else D2H_BW, ""
+    return spec.device, MEM_BW, ""
+
+
+def ceiling_tiers(specs: list[CaseSpec]) -> list[list[CaseSpec]]:
+    """Two tiers of calibration cases: one case per ceiling (:func:`ceiling_of`), by the first backend of
+    :data:`PREFERRED` that has one; then the other backends' cases of the same ceilings."""
+    def rank(spec: CaseSpec) -> int:
+        return PREFERRED.index(spec.backend) if spec.backend in PREFERRED else len(PREFERRED)
+
+    first: dict[tuple, CaseSpec] = {}
+    for spec in sorted(specs, key=rank):
+        first.setdefault(ceiling_of(spec), spec)
+    chosen = set(first.values())
+    return [[s for s in specs if s in chosen], [s for s in specs if s not in chosen]]
+
+
+def ceilings_for_run(results: list[CaseResult], quick: bool) -> list[dict[str, Any]]:
+    """The ceiling rows of a run's calibration cases (those of suite ``calibrate``), each with its quality."""
+    quality = "provisional" if quick else "measured"
+    cases = [r for r in results if r.spec.suite == CALIBRATE_SUITE]
+    ceilings = derive_ceilings(cases, cache_factor=0 if quick else CACHE_FACTOR)
+    for c in ceilings:
+        c["quality"] = quality
+    return ceilings
+
+
+def _age_s(started_at: str) -> float:
+    try:
+        then = datetime.fromisoformat(started_at)
+    except (TypeError, ValueError):
+        return float("inf")
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+def reusable(store: ResultStore | None, environment: dict[str, Any],
+             max_age_s: float = REUSE_MAX_AGE_S) -> tuple[int | None, list[dict[str, Any]]]:
+    """The newest full calibration of this machine (same :func:`~gpubench.envinfo.machine_key`) younger than
+    ``max_age_s`` and its measured ceilings, or ``(None, [])``. A ``--quick`` calibration is never reused."""
+    from gpubench.envinfo import machine_key
+    from gpubench.store import provisional
+
+    if store is None:
+        return None, []
+    key = machine_key(environment)
+    for run in reversed(store.runs()):
+        if run.suite != CALIBRATE_SUITE or run.status not in ("complete", "time_limited"):
+            continue
+        if machine_key(run.environment or {}) != key or provisional(run) or _age_s(run.started_at) > max_age_s:
+            continue
+        found = [c for c in store.ceilings(run.id) if (c.get("quality") or "measured") == "measured"]
+        if found:
+            return run.id, found
+    return None, []
+
+
 def calibrate(store: ResultStore, backends: tuple[str, ...] = (), devices: tuple[str, ...] = (),
               quick: bool = False, timeout_s: float = 600.0, label: str = "",
-              command: str = "gpubench calibrate", progress=None) -> tuple[int, list[dict[str, Any]]]:
+              command: str = "gpubench calibrate", progress=None, time_limit_s: float | None = None,
+              started: float | None = None, runner_hook=None) -> tuple[int, list[dict[str, Any]]]:
     """Run the calibration cases into ``store`` and store the derived ceilings; return (run id, ceilings).
 
     ``progress`` is the runner's progress callback (see :class:`gpubench.runner.Runner`). The run's
     settings record its profile (``calibrate`` or ``calibrate+quick``): a quick run's ceilings are
-    provisional (:func:`gpubench.store.provisional`).
+    provisional (:func:`gpubench.store.provisional`). ``time_limit_s`` limits the whole calibration,
+    counted from ``started`` (a ``time.monotonic()`` reading; default now): the cases run in
+    :func:`ceiling_tiers` order and those that would not finish are left out (the run then ends
+    ``time_limited``). ``runner_hook`` is called with the runner before it starts (the command shows its estimates).
     """
     from gpubench.envinfo import capture_host
+    from gpubench.estimate import CostModel
     from gpubench.profile import resolve_profile
     from gpubench.runner import Runner
+    from gpubench.spec import run_order
 
     specs = plan(backends, devices, quick)
     profile = resolve_profile(quick, base="calibrate")
-    runner = Runner(store, profile.settings, timeout_s, progress=progress, profile=profile.name)
-    run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command,
-                           environment=capture_host())
-    quality = "provisional" if quick else "measured"
-    ceilings = derive_ceilings(store.results(run_id), cache_factor=0 if quick else CACHE_FACTOR)
-    with store.transaction():
-        for c in ceilings:
-            c["quality"] = quality
-            store.add_ceiling(run_id, c["device"], c["kind"], c["value"], c["unit"], dtype=c["dtype"],
-                              method=c["method"], device_name=c["device_name"], quality=quality)
+    environment = capture_host()
+    if time_limit_s is not None:
+        specs = run_order(ceiling_tiers(specs))
+    runner = Runner(store, profile.settings, timeout_s, progress=progress, profile=profile.name, source="calibrate",
+                    time_limit_s=time_limit_s, started=started if started is not None else time.monotonic(),
+                    cost=CostModel(profile.settings, environment))
+    if runner_hook is not None:
+        runner_hook(runner)
+    run_id, _ = runner.run(specs, suite=CALIBRATE_SUITE, label=label, command=command, environment=environment)
+    ceilings = ceilings_for_run(store.results(run_id), quick)
+    runner.recorder.add_ceilings(ceilings)
     return run_id, ceilings

@@ -203,11 +203,11 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace, results: list, profile, world: int, nodes: int) -> None:
-    """Record the results as one run (rank 0), then print it as ``gpubench show`` does."""
-    from dataclasses import asdict
-
+    """Record the results as one run (rank 0, :class:`gpubench.recorder.RunRecorder`), then print it as
+    ``gpubench show`` does."""
     from gpubench.commands.show import print_run
     from gpubench.envinfo import capture_host
+    from gpubench.recorder import RunRecorder, RunSettings
     from gpubench.store import open_store
     from gpubench.worker import backend_environment
 
@@ -217,13 +217,15 @@ def _store(args: argparse.Namespace, results: list, profile, world: int, nodes: 
                                "local_world_size": int(os.environ["LOCAL_WORLD_SIZE"]),
                                "master": f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"}
     command = "python -m gpubench.collective " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    settings = RunSettings("collective", profile.settings, profile.name, timeout_s=args.timeout,
+                           planned_cases=len(results), extra={"world_size": world, "nodes": nodes})
     with open_store(args.store) as store:
-        run_id = store.begin_run(results[0].spec.suite, baseline="torch", label=args.label, command=command,
-                                 settings={**asdict(profile.settings), "timeout_s": args.timeout},
-                                 environment=environment)
+        recorder = RunRecorder(store, results[0].spec.suite, settings, baseline="torch", label=args.label,
+                               command=command, environment=environment)
+        run_id = recorder.begin()
         for result in results:
-            store.add_result(run_id, result)
-        store.finish_run(run_id, "complete")
+            recorder.add(result)
+        recorder.finish("complete")
         print(f"# stored as run {run_id} in {store.location}", flush=True)
         print_run(store, run_id)
 

@@ -218,6 +218,55 @@ def warm_up(timed: Callable[[int], float], settings: HarnessSettings,
     return timings
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How a warmed-up op is sampled: ``number`` calls per sample, each sample about ``sample_s`` long (in cold-cache
+    mode one call and the flush before it), chosen after ``warmup_calls`` warm-up calls."""
+
+    number: int
+    sample_s: float
+    warmup_calls: int
+
+
+def plan_sampling(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
+                  now: Callable[[], float] = time.perf_counter,
+                  flush: Callable[[], object] | None = None, first_call_s: float | None = None) -> SamplingPlan:
+    """Warm ``fn`` up (:func:`warm_up`) and choose the calls per sample (:func:`calibrate`): the first half of
+    :func:`measure`, also used by the pytest plug-in before pytest-benchmark takes the samples.
+
+    With ``flush`` (cold-cache mode) every call is ``flush()`` then one timed call, and a sample is one call; its
+    length is the shortest warm-up call with its flush (read on ``now``). Otherwise the steady per-call time is the
+    shortest warm-up call after the first, and a sample lasts at least ``min_sample_s``; when even the fastest of
+    them lasted a whole sample, one call per sample is proven and no calibration call is made.
+
+    ``first_call_s``: the first call (its one-time costs) was already made and took this long (:func:`warm_up`).
+    """
+    walls: list[float] = []
+
+    def timed(number: int) -> float:
+        t0 = now()
+        if flush is not None:
+            flush()
+        elapsed = timer(fn, number)
+        walls.append(now() - t0)
+        return elapsed
+
+    timings = warm_up(timed, settings, now, first_call_s)
+    if flush is not None:
+        steady = walls[1:] if first_call_s is None else walls  # the first call's wall was not taken here
+        return SamplingPlan(1, max(min(steady), min(timings[1:]), 1e-9), len(timings))
+    # Later warm-up calls estimate the steady per-call time; ignore the first.
+    estimate = min(timings[1:])
+    number = 1 if estimate >= settings.min_sample_s else calibrate(timer, fn, estimate, settings.min_sample_s)
+    return SamplingPlan(number, max(estimate * number, settings.min_sample_s, 1e-9), len(timings))
+
+
+def rounds_within_budget(settings: HarnessSettings, sample_s: float) -> int:
+    """Samples of ``sample_s`` seconds that fill the sampling budget, within ``[min_samples, max_samples]``: the
+    fixed count of a sampler that cannot stop adaptively (pytest-benchmark's ``rounds``)."""
+    return min(settings.max_samples, max(settings.min_samples, math.ceil(settings.budget_s / max(sample_s, 1e-9))))
+
+
 def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = HarnessSettings(),
             now: Callable[[], float] = time.perf_counter,
             flush: Callable[[], object] | None = None, observer: WindowObserver | None = None,
@@ -248,14 +297,8 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
         return timer(fn, number)
 
     start = now()
-    timings = warm_up(timed, settings, now, first_call_s)
-    if flush is not None:
-        number = 1
-    else:
-        # Later warm-up calls estimate the steady per-call time; ignore the first. When even the fastest
-        # of them lasted a whole sample, one call per sample is proven: no calibration call is needed.
-        estimate = min(timings[1:])
-        number = 1 if estimate >= settings.min_sample_s else calibrate(timer, fn, estimate, settings.min_sample_s)
+    plan = plan_sampling(fn, timer, settings, now, flush, first_call_s)
+    number = plan.number
 
     samples: list[float] = []
     if observer is not None:
@@ -281,5 +324,5 @@ def measure(fn: Callable[[], object], timer: Timer, settings: HarnessSettings = 
         else:
             observer.window_end(None, "the cold-cache flush before each call ran inside the window")
     host_samples = tuple(host) if len(host) == len(samples) else ()
-    return Measurement(tuple(samples), number, timer.name, target_met, len(timings), now() - start,
+    return Measurement(tuple(samples), number, timer.name, target_met, plan.warmup_calls, now() - start,
                        host_samples=host_samples, cold=flush is not None)

@@ -13,20 +13,23 @@ It adds:
   reasons, unless such a device is present;
 * ``--gpubench-store PATH|URL`` (or the ini setting ``gpubench_store``): also store every case of
   the session as one run of a gpubench results store (a SQLite file or ``postgresql://…``), for
-  ``gpubench report`` and ``compare``;
+  ``gpubench report`` and ``compare``. Each case is committed as soon as it finishes
+  (:class:`gpubench.recorder.RunRecorder`, the recorder of ``gpubench run``), so a session cut short
+  keeps its cases: SIGTERM (``timeout -s TERM``) ends the session as Ctrl-C does, the run is marked
+  ``interrupted`` and pytest-benchmark still writes its JSON;
 * ``--gpubench-quick``: gpubench's ``--quick`` harness profile (short warm-up and budget).
 
-Timing. The harness's own warm-up and loop calibration choose the calls per sample (so a sample
-is as long as in ``gpubench run``); pytest-benchmark then times ``rounds`` samples of that many
-calls with its host clock. When the backend's device runs asynchronously, the last call of
-every sample synchronizes the device, so each sample covers the work to its completion, not
-just its launch. Nothing here imports gpubench, NumPy or a framework until a fixture or marker
-is used: a pytest run that does not use them loads nothing.
+Timing. The harness's own warm-up and loop calibration (:func:`gpubench.harness.plan_sampling`)
+choose the calls per sample (so a sample is as long as in ``gpubench run``), and
+:func:`gpubench.harness.rounds_within_budget` the number of samples; pytest-benchmark then times
+``rounds`` samples of that many calls with its host clock. When the backend's device runs
+asynchronously, the last call of every sample synchronizes the device, so each sample covers the
+work to its completion, not just its launch. Nothing here imports gpubench, NumPy or a framework
+until a fixture or marker is used: a pytest run that does not use them loads nothing.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +64,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--gpubench-store: {path} is a directory, not a results store file")
     if hasattr(config, "workerinput"):
         path = None  # xdist workers would each start a run; pytest-benchmark disables timing there anyway
-    config.pluginmanager.register(GpubenchSession(config, path), "gpubench-session")
+    session = GpubenchSession(config, path)
+    config.pluginmanager.register(session, "gpubench-session")
+    if path:
+        session.stop_on_sigterm()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.pluginmanager.get_plugin("gpubench-session")
+    if session is not None:
+        session.restore_signals()
+
+
+def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - exercised through a subprocess test
+    raise KeyboardInterrupt
 
 
 def _session(config: pytest.Config) -> GpubenchSession:
@@ -75,7 +91,9 @@ class GpubenchSession:
         self.config = config
         self.store_path = store_path
         self.store = None
+        self.recorder = None
         self.run_id: int | None = None
+        self._old_sigterm = None
         self.backends_used: set[str] = set()
         self.untimed: list = []  # skipped / incorrect / error CaseResults (not in pytest-benchmark's JSON)
         self._probes: dict[tuple[str, str | None], str | None] = {}
@@ -88,6 +106,23 @@ class GpubenchSession:
             self._probes[key] = _probe(marker, backend_name)
         return self._probes[key]
 
+    # signals -----------------------------------------------------------------------------------
+    def stop_on_sigterm(self) -> None:
+        """Make SIGTERM end the session as Ctrl-C does (the run is then marked ``interrupted``, not abandoned)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+    def restore_signals(self) -> None:
+        """Put back the SIGTERM handler found at the start."""
+        import signal
+
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
     # results -----------------------------------------------------------------------------------
     def record(self, result, harness_settings=None) -> None:
         """Keep one case result; with a store configured, commit it at once (as ``gpubench run`` does)."""
@@ -96,20 +131,23 @@ class GpubenchSession:
             self.untimed.append(result)
         if not self.store_path:
             return
-        if self.store is None:
+        if self.recorder is None:
             import shlex
-            from dataclasses import asdict
 
             from gpubench.envinfo import capture_host
+            from gpubench.harness import HarnessSettings
+            from gpubench.recorder import RunRecorder, RunSettings
             from gpubench.store import open_store
 
             self.store = open_store(self.store_path)
-            settings = {"source": "pytest", "harness": asdict(harness_settings) if harness_settings else {}}
-            self.run_id = self.store.begin_run(
-                SUITE, baseline="numpy", label=self.config.getoption("gpubench_label"),
+            harness = harness_settings or HarnessSettings()
+            self.recorder = RunRecorder(
+                self.store, SUITE, RunSettings("pytest", harness, _profile_name(harness)), baseline="numpy",
+                label=self.config.getoption("gpubench_label"),
                 command="pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args),
-                settings=settings, environment={**capture_host(), "backends": {}})
-        self.store.add_result(self.run_id, result)
+                environment={**capture_host(), "backends": {}})
+            self.run_id = self.recorder.begin()
+        self.recorder.add(result)
 
     def backend_environments(self) -> dict[str, Any]:
         """Each used backend's environment facts (versions, devices) or its unavailability reason."""
@@ -125,21 +163,21 @@ class GpubenchSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.store is None:
+        if self.store is None or self.recorder is None:
             return
         try:
-            env = self.store.run(self.run_id).environment
-            env["backends"] = self.backend_environments()
-            self.store.update_environment(self.run_id, env)
             status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
-            self.store.finish_run(self.run_id, status)
-            n = self.store.count_results(self.run_id)
+            if status == "complete":  # an interrupted session ends at once (a time limit is running out)
+                self.recorder.environment["backends"] = self.backend_environments()
+                self.recorder.update_environment()
+            self.recorder.finish(status)
+            n = self.recorder.added
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             if tr is not None:
                 tr.write_line(f"gpubench: stored {n} case(s) as run {self.run_id} in {self.store.location}")
         finally:
             self.store.close()
-            self.store = None
+            self.store = self.recorder = None
 
     # pytest-benchmark hooks (optional: pytest-benchmark may not be installed) -------------------
     @pytest.hookimpl(optionalhook=True)
@@ -156,6 +194,13 @@ class GpubenchSession:
         if self.backends_used:
             output_json["gpubench"] = {"schema": "gpubench-pytest", "version": 1,
                                        "untimed": [r.to_dict() for r in self.untimed]}
+
+
+def _profile_name(settings) -> str:
+    """The run profile (:mod:`gpubench.profile`) whose harness settings these are, or ``custom``."""
+    from gpubench.profile import PROFILES
+
+    return next((name for name, p in PROFILES.items() if p.settings == settings), "custom")
 
 
 def _probe(marker: str, backend_name: str | None) -> str | None:
@@ -402,41 +447,22 @@ class GpubenchCase:
 
     # timing ----------------------------------------------------------------------------------------
     def calibrate(self) -> tuple[int, int]:
-        """Warm up and choose ``(calls per sample, rounds)`` with gpubench's harness logic.
+        """Warm up and choose ``(calls per sample, rounds)`` with gpubench's harness.
 
-        Calls per sample as in :func:`gpubench.harness.measure` (a sample lasts at least
-        ``min_sample_s``; one call in cold-cache mode, each after a flush); rounds fill the time
-        budget, within ``[min_samples, max_samples]``. Calibrated on the clock pytest-benchmark
-        reads (host time, device synchronized at the end of a sample), not on device events: an op
-        whose device time is far below its host launch cost would otherwise get samples far longer
-        than intended.
+        Calls per sample as in :func:`gpubench.harness.measure` (:func:`~gpubench.harness.plan_sampling`: a
+        sample lasts at least ``min_sample_s``; one call in cold-cache mode, each after a flush); rounds fill the
+        time budget (:func:`~gpubench.harness.rounds_within_budget`). Calibrated on the clock pytest-benchmark
+        reads (host time, device synchronized at the end of a sample), not on device events: an op whose device
+        time is far below its host launch cost would otherwise get samples far longer than intended.
         """
-        import time
+        from gpubench.harness import HostTimer, plan_sampling, rounds_within_budget
 
-        from gpubench.harness import HostTimer, calibrate, warm_up
-
-        s, op, flusher = self.settings, self.op, self.path.flusher
-        timer = HostTimer(self.sync)
-
-        def timed(number: int) -> float:
-            if flusher is not None:
-                flusher.flush()
-            return timer(op.call, number)
-
-        estimate = min(warm_up(timed, s)[1:])
-        if flusher is not None:
-            flush_start = time.perf_counter()
-            flusher.flush()
-            if self.sync is not None:
-                self.sync()
-            number, sample_s = 1, max(estimate + time.perf_counter() - flush_start, 1e-9)
-        elif self.workload.per_call_latency:  # each round is one request, timed alone (gpubench.latency)
-            number, sample_s = 1, max(estimate, 1e-9)
-        else:
-            number = calibrate(timer, op.call, estimate, s.min_sample_s)
-            sample_s = max(estimate * number, s.min_sample_s, 1e-9)
-        rounds = min(s.max_samples, max(s.min_samples, math.ceil(s.budget_s / sample_s)))
-        return number, rounds
+        flusher = self.path.flusher
+        plan = plan_sampling(self.op.call, HostTimer(self.sync), self.settings,
+                             flush=flusher.flush if flusher is not None else None)
+        if self.workload.per_call_latency:  # each round is one request, timed alone (gpubench.latency)
+            return 1, rounds_within_budget(self.settings, plan.sample_s / plan.number)
+        return plan.number, rounds_within_budget(self.settings, plan.sample_s)
 
     def run(self, benchmark, rounds: int | None = None):
         """Time the case with pytest-benchmark's ``benchmark`` fixture; return the :class:`CaseResult`.

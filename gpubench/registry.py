@@ -17,7 +17,7 @@ never a crash of the caller.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Generic, TypeVar
 
 from gpubench.errors import BrokenPlugin, GpubenchError, UsageError
@@ -54,6 +54,8 @@ class Registry(Generic[T]):
         """
         if self._entries is None:
             found: dict[str, EntryPoint] = {}
+            from gpubench.sourcetree import entry_points  # the installed ones, or a bare checkout's built-ins
+
             for ep in entry_points(group=self.group):
                 found.setdefault(ep.name, ep)
             self._entries = found

@@ -18,6 +18,16 @@ Format::
     variants = ["default"]        # default: every variant the backend has (on the device kinds it runs on)
     params = { size = [256, 1024] }   # each value a scalar or a list; the grid is their product
     quick = { size = [128] }      # parameters overridden by --quick
+    max_cpu_call_s = 1.0          # CPU cases run only where a call is estimated under 1 s (else skipped, saying so)
+
+Top-level options beside ``name``, ``description`` and ``baseline``: ``timeout_s`` (the per-case
+timeout), ``time_limit`` (the run's default ``--time-limit``, e.g. ``"4m45s"``) and ``ceilings = true``
+(the run first measures the machine's ceilings with ``gpubench calibrate``'s cases, see
+:mod:`gpubench.calibrate`).
+
+:func:`run_order` decides the order a run takes its cases in: tiers (ceilings first; under a time
+limit, then every backend × device × dtype at one telling size before the size sweeps), each tier
+grouped by backend so that a framework is started once per tier.
 """
 
 from __future__ import annotations
@@ -36,8 +46,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENTRY_KEYS = {"workload", "backends", "devices", "dtypes", "variants", "params", "quick"}
-TOP_KEYS = {"name", "description", "baseline", "cases", "timeout_s"}
+ENTRY_KEYS = {"workload", "backends", "devices", "dtypes", "variants", "params", "quick", "max_cpu_call_s"}
+TOP_KEYS = {"name", "description", "baseline", "cases", "timeout_s", "time_limit", "ceilings"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,10 @@ class Suite:
     entries: tuple[dict[str, Any], ...]
     path: Path
     timeout_s: float | None = None
+    time_limit_s: float | None = None
+    """The run's default time limit (``time_limit``; ``--time-limit`` overrides it); None: no limit."""
+    ceilings: bool = False
+    """Whether the run measures the machine's ceilings first (``ceilings = true``)."""
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -109,6 +123,10 @@ def load_suite(name_or_path: str) -> Suite:
         for key in ("params", "quick"):
             if key in entry and not isinstance(entry[key], dict):
                 raise UsageError(f"{where}: '{key}' must be a table")
+        limit = entry.get("max_cpu_call_s")
+        if "max_cpu_call_s" in entry and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                          or not 0 < limit < float("inf")):
+            raise UsageError(f"{where}: 'max_cpu_call_s' must be a positive number of seconds")
     name = data.get("name", path.stem)
     baseline = data.get("baseline", "numpy")
     timeout = data.get("timeout_s")
@@ -117,8 +135,16 @@ def load_suite(name_or_path: str) -> Suite:
     bad_timeout = isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     if timeout is not None and bad_timeout:
         raise UsageError(f"{path.name}: 'timeout_s' must be a positive number (inf for no limit)")
+    time_limit = None
+    if "time_limit" in data:
+        from gpubench.estimate import parse_duration
+
+        time_limit = parse_duration(data["time_limit"], option=f"{path.name}: 'time_limit'")
+    ceilings = data.get("ceilings", False)
+    if not isinstance(ceilings, bool):
+        raise UsageError(f"{path.name}: 'ceilings' must be true or false")
     return Suite(name, str(data.get("description", "")), baseline, tuple(entries), path,
-                 float(timeout) if timeout is not None else None)
+                 float(timeout) if timeout is not None else None, time_limit, ceilings)
 
 
 @dataclass(frozen=True)
@@ -190,8 +216,12 @@ def check_filters(filters: Filters, broken: dict[str, str] | None = None) -> Non
 
 
 def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
-           check_memory: bool = True, broken: dict[str, str] | None = None) -> list[CaseSpec]:
+           check_memory: bool = True, broken: dict[str, str] | None = None,
+           cpu_limits: dict[CaseSpec, float] | None = None) -> list[CaseSpec]:
     """Expand a suite into validated case specs, applying filters; raise :class:`UsageError` on any problem.
+
+    ``cpu_limits``, when given, receives each CPU case of an entry with ``max_cpu_call_s`` and that limit
+    (the runner skips the case when its estimated call is longer, see :class:`gpubench.runner.Runner`).
 
     Only the backends the suite and the filters select are loaded. A selected backend whose
     plug-in is broken (it cannot be imported or constructed) is left out: its name and reason go
@@ -281,8 +311,73 @@ def expand(suite: Suite, filters: Filters = Filters(), quick: bool = False,
                 if spec not in seen:
                     seen.add(spec)
                     specs.append(spec)
+                    if cpu_limits is not None and "max_cpu_call_s" in entry and d.split(":")[0] == "cpu":
+                        cpu_limits[spec] = float(entry["max_cpu_call_s"])
     if not specs and broken:
         raise GpubenchError(f"no cases to run in suite {suite.name!r}: " + "; ".join(broken.values()))
     if not specs:
         raise UsageError(f"no cases left in suite {suite.name!r} after filters")
     return specs
+
+
+# --- the order of a run -------------------------------------------------------------------------------
+
+
+def _work(spec: CaseSpec) -> float:
+    """How much one call of ``spec`` does (FLOPs, or bytes for a bandwidth workload; else its integer parameters'
+    product): the measure of "the largest size" among a sweep's cases."""
+    from gpubench.workloads import find_workload
+
+    p = spec.param_dict
+    w = find_workload(spec.workload)
+    if w is not None:
+        try:
+            p = w.normalize_params(p)
+            work = w.bytes_moved(p, spec.dtype) if w.unit == "gbps" else w.flops(p)
+            if work:
+                return float(work)
+        except Exception:  # noqa: BLE001 - an odd case still gets a place in the order
+            pass
+    product = 1.0
+    for v in p.values():
+        if isinstance(v, int) and not isinstance(v, bool):
+            product *= v
+    return product
+
+
+def sweep_key(spec: CaseSpec) -> tuple:
+    """The sweep a case belongs to: everything but its integer (size) parameters. Cases with the same key differ
+    only in size (``matmul torch:cuda float32`` at 256³ … 8192³; ``transfer h2d pinned`` at 4 KiB … 1 GiB)."""
+    kinds = tuple((k, v) for k, v in spec.params if not isinstance(v, int) or isinstance(v, bool))
+    return spec.workload, spec.backend, spec.device, spec.dtype, spec.variant, kinds
+
+
+def telling_tiers(specs: list[CaseSpec]) -> list[list[CaseSpec]]:
+    """Two tiers: one case per sweep (:func:`sweep_key`) at its telling size, the largest problem, which shows what
+    the device does; then the rest of each sweep. Every backend × device × dtype (and mode) is seen once before any
+    size sweep runs."""
+    best: dict[tuple, CaseSpec] = {}
+    for spec in specs:
+        key = sweep_key(spec)
+        if key not in best or _work(spec) > _work(best[key]):
+            best[key] = spec
+    telling = set(best.values())
+    return [[s for s in specs if s in telling], [s for s in specs if s not in telling]]
+
+
+def group_by_backend(specs: list[CaseSpec]) -> list[CaseSpec]:
+    """``specs`` grouped by backend, backends in order of first appearance, cases in their order within each."""
+    rank = {b: r for r, b in enumerate(dict.fromkeys(s.backend for s in specs))}
+    return sorted(specs, key=lambda s: rank[s.backend])
+
+
+def run_order(tiers: list[list[CaseSpec]]) -> list[CaseSpec]:
+    """The order a run takes its cases in: tier after tier, each grouped by backend (:func:`group_by_backend`),
+    each case once (its first tier)."""
+    out: list[CaseSpec] = []
+    seen: set[CaseSpec] = set()
+    for tier in tiers:
+        fresh = [s for s in tier if s not in seen]
+        seen.update(fresh)
+        out += group_by_backend(fresh)
+    return out

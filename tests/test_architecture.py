@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpubench"
 
 #: Layers, lowest first: (name, module prefixes). The longest matching prefix decides.
 LAYERS = (
-    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records",
+    ("contract", ("gpubench.errors", "gpubench.stats", "gpubench.records", "gpubench.sourcetree",
                   "gpubench.registry", "gpubench.textout", "gpubench.atomicfile", "gpubench.shapes")),
     ("measurement", ("gpubench.harness", "gpubench.ops", "gpubench.envinfo", "gpubench.mnist_data", "gpubench.data",
                      "gpubench.profile", "gpubench.datasheet", "gpubench.lifeline", "gpubench.machine",
@@ -23,8 +23,9 @@ LAYERS = (
     ("storage", ("gpubench.store", "gpubench.refcache")),
     ("workloads", ("gpubench.workloads",)),
     ("backends", ("gpubench.backends",)),
-    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe")),
-    ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer")),
+    ("cases", ("gpubench.case", "gpubench.spec", "gpubench.worker", "gpubench.workerproc", "gpubench.probe",
+               "gpubench.estimate")),
+    ("running", ("gpubench.runner", "gpubench.calibrate", "gpubench.importer", "gpubench.recorder")),
     ("reading", ("gpubench.rows", "gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
     ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",

@@ -160,3 +160,34 @@ def test_a_verification_call_already_made_is_the_first_warm_up_call_and_long_cal
     assert fresh.numbers == [1] * 6 and max(m.samples) == pytest.approx(0.05)
     short = FakeClock(lambda i: 1e-3)  # a short op is still batched
     assert measure(noop, short, s, now=short.now, first_call_s=0.5).number >= 20
+
+
+def test_plan_sampling_is_measures_first_half():
+    """The pytest plug-in samples with pytest-benchmark but warms up and calibrates exactly as ``measure`` does."""
+    from gpubench.harness import plan_sampling, rounds_within_budget
+
+    s = HarnessSettings()
+    clock = FakeClock(lambda i: 1.0 if i == 0 else 1e-4)
+    plan = plan_sampling(noop, clock, s, now=clock.now)
+    # At least 200 calls of 0.1 ms fill a 20 ms sample (floating-point sums may need one more try).
+    assert plan.number >= 200 and plan.sample_s == pytest.approx(plan.number * 1e-4)
+    again = FakeClock(lambda i: 1.0 if i == 0 else 1e-4)
+    m = measure(noop, again, s, now=again.now)
+    assert m.number == plan.number and m.warmup_calls == plan.warmup_calls
+    assert rounds_within_budget(s, 0.02) == 100  # 2 s of 20 ms samples
+    assert rounds_within_budget(s, 10.0) == s.min_samples and rounds_within_budget(s, 1e-6) == s.max_samples
+
+
+def test_plan_sampling_cold_counts_the_flush_in_each_sample():
+    from gpubench.harness import plan_sampling
+
+    clock = FakeClock(lambda i: 1e-3)
+    flushes = []
+
+    def flush():
+        flushes.append(clock.now())
+        clock.t += 4e-3  # writing the flush buffer takes 4 ms of host time
+
+    plan = plan_sampling(noop, clock, HarnessSettings(), now=clock.now, flush=flush)
+    assert plan.number == 1 and plan.sample_s == pytest.approx(5e-3)  # one call and its flush
+    assert len(flushes) == plan.warmup_calls  # every warm-up call was cold too

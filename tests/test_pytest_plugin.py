@@ -369,3 +369,46 @@ def test_cases_made_in_one_test_restore_global_state_in_reverse(project):
             assert torch.backends.cudnn.benchmark is False
     """)
     result.assert_outcomes(passed=2)
+
+
+def test_sigterm_keeps_finished_cases_and_marks_the_run_interrupted(project, tmp_path):
+    """`timeout -s TERM pytest ... --gpubench-store`: every finished case is already committed; the run ends
+    ``interrupted`` (not abandoned) and pytest-benchmark still writes its JSON."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store, out_json = tmp_path / "s.sqlite", tmp_path / "b.json"
+    test = project.path / "test_cut.py"
+    test.write_text(textwrap.dedent("""
+        import time
+
+        def test_first(gpubench_case, benchmark):
+            gpubench_case("saxpy", "numpy", params={"n": 4096}).run(benchmark)
+
+        def test_second_never_ends():
+            time.sleep(120)
+    """))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(test), "-p", "no:cacheprovider", "-q",
+                             "--gpubench-quick", f"--gpubench-store={store}", f"--benchmark-json={out_json}"],
+                            cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if store.exists() and store_rows(store):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # the second test is sleeping now
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out  # pytest's "interrupted"
+    assert [r["status"] for r in store_rows(store)] == ["ok"]
+    with sqlite3.connect(store) as db:
+        status, settings = db.execute("SELECT status, settings FROM runs").fetchone()
+    assert status == "interrupted"
+    settings = json.loads(settings)
+    assert settings["source"] == "pytest" and settings["schema"] == 1 and settings["profile"] == "quick"
+    assert settings["budget_s"] == 0.25  # the harness settings, flat, as every writer stores them
+    assert [b["name"] for b in json.loads(out_json.read_text())["benchmarks"]] == ["test_first"]

@@ -429,6 +429,9 @@ def test_torchrun_entry_point_with_c10d_rendezvous(watch, tmp_path):
         run_info = s.run(None)
         results = s.results(run_info.id)
     assert run_info.environment["torchrun"]["world_size"] == 2
+    # Recorded like every other run (gpubench.recorder): one settings schema, the launcher's own in "extra".
+    assert run_info.settings["source"] == "collective" and run_info.settings["schema"] == 1
+    assert run_info.settings["extra"] == {"world_size": 2, "nodes": 1} and run_info.settings["profile"] == "quick"
     assert [(r.spec.workload, r.status) for r in results] == [("all_reduce", "ok"), ("all_gather", "ok")]
     for r in results:
         assert r.spec.param_dict == {"bytes": 4096, "ranks": 2} and r.rel_error == 0.0

@@ -15,29 +15,44 @@ def add_arguments(p) -> None:
     p.add_argument("--timeout", type=float, default=600.0, metavar="S",
                    help="per-case timeout in seconds (default 600; inf for no limit)")
     p.add_argument("--label", default="", help="a label for this calibration run")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="finish within DURATION (90s, 8m, 1h30m): one case per ceiling first, and no case started "
+                        "that would not finish in the time left")
     add_store_argument(p)
 
 
 def run(args) -> int:
     import shlex
     import sys
+    import time
 
     from gpubench.calibrate import calibrate, failures
+    from gpubench.estimate import parse_duration
     from gpubench.progress import Progress
     from gpubench.store import open_store
 
+    started = time.monotonic()
     check_limit("--timeout", args.timeout, allow_inf=True)
+    time_limit = parse_duration(args.time_limit) if args.time_limit is not None else None
     backends, devices = split_csv(args.backend, "--backend"), split_csv(args.device, "--device")
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    progress = Progress(sys.stderr)
+    progress = Progress(sys.stderr, start=started)
+
+    def show_estimates(runner) -> None:
+        progress.eta = runner.remaining_s
+
     with open_store(args.store) as store:
         try:
             run_id, ceilings = calibrate(store, backends=backends, devices=devices, quick=args.quick,
                                          timeout_s=args.timeout, label=args.label, command=command,
-                                         progress=progress.update)
+                                         progress=progress.update, time_limit_s=time_limit, started=started,
+                                         runner_hook=show_estimates)
         finally:
             progress.finish()
         failed = failures(store.results(run_id))
+        info = store.run(run_id)
+    if info.reason and info.status == "time_limited":
+        print(f"gpubench calibrate: {info.reason}", file=sys.stderr)
     print(format_ceilings(run_id, ceilings, provisional=args.quick))
     for r in failed:
         print(f"gpubench calibrate: {r.status}: {r.spec.label()}: {r.error}", file=sys.stderr)

@@ -65,6 +65,16 @@ def banners(runs: list[RunData]) -> list[str]:
     return out
 
 
+def _card(page: Page, runs: list[RunData]) -> None:
+    """The machine card (:mod:`gpubench.report.card`) of each tour run, first."""
+    from gpubench.report import card
+
+    for run in runs:
+        if card.wants_card(run):
+            title = "The machine at a glance" + (f" ({run.label})" if len(runs) > 1 else "")
+            page.section("card" if len(runs) == 1 else f"card-{run.info.id}", title, card.card_html(card.card(run)))
+
+
 def _glance(page: Page, runs: list[RunData]) -> None:
     lines = analysis.headlines(runs) + lecture.headlines(runs)
     if not lines:
@@ -475,6 +485,7 @@ def render(runs: list[RunData]) -> str:
             r["run_index"] = i
     page = Page()
     colors = charts.Colors()
+    _card(page, runs)
     _glance(page, runs)
     _machines(page, runs)
     measured = [r for r in runs if r.info.suite != CALIBRATE_SUITE] or runs

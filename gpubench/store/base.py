@@ -55,7 +55,7 @@ CEILING_KINDS = (PEAK_FLOPS, MEM_BW, H2D_BW, D2H_BW)
 #: Quality of a ceiling: measured with full-size cases, or provisional (short ``--quick`` cases).
 CEILING_QUALITIES = ("measured", "provisional")
 
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+RUN_STATUSES = ("running", "complete", "time_limited", "interrupted", "failed")
 #: Status shown, never stored, for a ``running`` run whose process on this machine is gone.
 ABANDONED = "abandoned"
 
@@ -123,7 +123,8 @@ def _redacted_json(value: dict[str, Any] | None) -> str:
 class RunInfo:
     """One run's header row.
 
-    ``status`` is ``running``, ``complete``, ``interrupted`` or ``failed`` as stored, or
+    ``status`` is ``running``, ``complete``, ``time_limited`` (a time limit left cases out), ``interrupted``
+    or ``failed`` as stored, or
     ``abandoned`` for a ``running`` run whose process (``pid`` on ``host``, this machine) is gone.
     ``reason`` says why a run failed or was abandoned. ``uuid`` names the run in every store it is
     copied to (empty only in a store of schema 3 or older read as it is).
