@@ -10,7 +10,6 @@ from dataclasses import asdict
 import pytest
 from conftest import run_gpubench
 
-from gpubench.errors import DiskFull
 from gpubench.harness import HarnessSettings
 from gpubench.profile import QUICK
 from gpubench.recorder import SETTINGS_SCHEMA, SOURCES, RunRecorder, RunSettings, ran_of_planned
@@ -51,31 +50,6 @@ def test_a_recorded_run(tmp_path):
     assert run.reason == "time limit 1m00s: 1 of 3 cases ran, 2 not started (their estimates did not fit in the " \
                          "time left)"
     assert rec.added == 1
-
-
-class FullOnce(ResultStore):
-    """A store whose first ``finish_run`` meets a full disk (freed by a checkpoint)."""
-
-    failed = 0
-    checkpoints = 0
-
-    def finish_run(self, run_id, status="complete", reason=""):
-        if not self.failed:
-            self.failed += 1
-            raise DiskFull("disk full", str(self.path))
-        super().finish_run(run_id, status, reason)
-
-    def checkpoint(self):
-        self.checkpoints += 1
-        super().checkpoint()
-
-
-def test_fail_checkpoints_and_retries_once_on_a_full_disk(tmp_path):
-    with FullOnce(tmp_path / "s.sqlite") as store:
-        rec = RunRecorder(store, "t", RunSettings("run"))
-        run_id = rec.begin()
-        rec.fail("OSError: boom")
-        assert store.checkpoints == 1 and store.run(run_id).status == "failed"
 
 
 def _settings(path, suite=None):

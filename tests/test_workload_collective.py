@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from ranks import needs_gloo, torchrun
 
 from gpubench.case import run_case
 from gpubench.errors import Unavailable, UsageError
@@ -33,15 +33,7 @@ TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_sample_s=0.001, min
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def torch_gloo_available() -> bool:
-    try:
-        import torch.distributed as dist
-    except ImportError:
-        return False
-    return dist.is_available() and dist.is_gloo_available()
 
-
-needs_gloo = pytest.mark.skipif(not torch_gloo_available(), reason="torch with gloo not installed")
 
 
 # --- formulas and exactness (no processes) --------------------------------------------------------
@@ -405,21 +397,13 @@ def test_gpubench_run_allreduce_quick(watch, tmp_path):
     assert watch.survivors() == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @needs_gloo
 @pytest.mark.slow
 def test_torchrun_entry_point_with_c10d_rendezvous(watch, tmp_path):
     """The multi-node command, on one node: torchrun's c10d rendezvous on localhost, 2 gloo ranks."""
     store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{_free_port()}", "--rdzv-id", "gpubench-test",
-           "-m", "gpubench.collective", "--device", "cpu", "--quick", "--op", "all_reduce,all_gather",
-           "--bytes", "4096", "--store", str(store)]
+    cmd = torchrun("gpubench-test", "-m", "gpubench.collective", "--device", "cpu", "--quick",
+                   "--op", "all_reduce,all_gather", "--bytes", "4096", "--store", str(store))
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "busbw" in run.stdout and run.stdout.count(" ok") >= 2

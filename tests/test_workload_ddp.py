@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from ranks import needs_gloo, torchrun
 
 from gpubench.case import run_case
 from gpubench.errors import UsageError
@@ -22,15 +21,7 @@ CNN = {"model": "cnn", "global_batch": 32, "steps": 3}
 RESNET = {"model": "resnet18", "global_batch": 8, "image_size": 64, "steps": 2}
 
 
-def _gloo() -> bool:
-    try:
-        import torch.distributed as dist
-    except ImportError:
-        return False
-    return dist.is_available() and dist.is_gloo_available()
 
-
-needs_gloo = pytest.mark.skipif(not _gloo(), reason="torch with gloo not installed")
 
 
 def test_params_and_bad_input():
@@ -147,12 +138,6 @@ def test_nccl_needs_a_gpu_per_rank(monkeypatch):
     assert "torchrun" in ddp_training.unsupported(backend, None, {**p, "nodes": 2}, cpu)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @needs_gloo
 @pytest.mark.slow
 def test_torchrun_runs_the_ddp_suite_as_one_group(watch, tmp_path):
@@ -162,9 +147,8 @@ def test_torchrun_runs_the_ddp_suite_as_one_group(watch, tmp_path):
                      'backends = ["torch"]\ndevices = ["cpu"]\ndtypes = ["float32"]\n'
                      'params = { model = "cnn", global_batch = 32, steps = 2, ranks = [1, 2] }\n')
     store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{_free_port()}", "--rdzv-id", "gpubench-ddp-test",
-           "-m", "gpubench.collective", "--suite", str(suite), "--device", "cpu", "--quick", "--store", str(store)]
+    cmd = torchrun("gpubench-ddp-test", "-m", "gpubench.collective", "--suite", str(suite), "--device", "cpu",
+                   "--quick", "--store", str(store))
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -24,7 +24,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpubench.records import is_measurement
 from gpubench.report.lecture import times_text
 from gpubench.report.model import RunData
 from gpubench.store import D2H_BW, H2D_BW, MEM_BW, PEAK_FLOPS
@@ -139,19 +138,21 @@ def limited_by(run: RunData, row: dict[str, Any]) -> str:
     noisy = "; noisy" if "noisy" in flags else ""
     if value is None:
         return f"{what}: no ceiling measured{noisy}"
-    ceiling = fmt_rate({"gflops": value} if kind == PEAK_FLOPS else {"gbps": value})
+    ceiling = fmt_rate({"rate": value, "rate_unit": "gflops" if kind == PEAK_FLOPS else "gbps"})
     share = 100 * rate / value
     low = " (that ceiling is low: calibrate again)" if share > 105 and source == "measured" else ""
     return f"{what}: {share:.0f}% of {source} {ceiling}{low}{noisy}"
 
 
 def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
-    from gpubench.report.lecture import NAIVE, experiments, speedups, timing_of
+    from gpubench.report.lecture import experiments, speedups
+    from gpubench.timing import NAIVE_TIMINGS
+    from gpubench.workloads.base import TIMING, TIMING_DEFAULT
 
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in run.rows:
-        if (r["status"] != "ok" or not r.get("median_s") or not is_measurement(r.get("flags"))
-                or timing_of(r) in NAIVE):
+        # gpubench's own measurements only (the lecture's other two ways have their own note below)
+        if not r["measurement"] or r["params"].get(TIMING, TIMING_DEFAULT) in NAIVE_TIMINGS:
             continue
         groups[(r["workload"], r["dtype"], r["size"])].append(r)
     scored = []
@@ -159,12 +160,10 @@ def _headline_rows(run: RunData) -> tuple[list[list[str]], list[str]]:
         accel = [r for r in rows if r["kind"] != "cpu"]
         cpu = [r for r in rows if r["kind"] == "cpu"]
         best = min(accel or cpu, key=lambda r: r["median_s"])
-        fastest_cpu = min(cpu, key=lambda r: r["median_s"]) if cpu else None
-        versus = ""
-        if accel and fastest_cpu is not None:
-            versus = f"{times_text(fastest_cpu['median_s'] / best['median_s'])} {fastest_cpu['series']}"
-        elif not accel:
+        if not accel:
             versus = "no accelerator case"
+        elif best["speedup_cpu"] is not None:  # the one definition of the speedup (gpubench.rows)
+            versus = f"{times_text(best['speedup_cpu'])} {best['fastest_cpu']}"
         else:
             versus = "no CPU case at this size"
         rate = fmt_rate(best) if best.get("rate") else fmt_time(best["median_s"]) + " a call"
@@ -232,11 +231,10 @@ def card_html(c: Card) -> str:
 
 
 def print_card(store, run_id: int) -> None:
-    """Print the card of a stored run (``gpubench run`` does after a tour)."""
-    from gpubench.report.analysis import apply_ceilings
+    """Print the card of a stored run (``gpubench run`` does after a tour); its rows are held against their
+    ceilings as they are read (:func:`gpubench.rows.read_runs`)."""
     from gpubench.report.model import load_runs
 
     (run,) = load_runs(store, [str(run_id)])
-    apply_ceilings(run)
     print()
     print(card_text(card(run)))

@@ -464,3 +464,81 @@ class ResultStore(ABC):
             if found and fallback[1] is None:
                 fallback = (found, cal.id)
         return fallback
+
+# --- the schema: one text for every kind of store ------------------------------------------------------
+# Each step is written once, with the column types a kind names differently as {ID} (an auto-numbered
+# primary key), {INT} (a 64-bit integer) and {REAL} (a double); a store's module fills them in
+# (:func:`migrations`). The step to 4 holds ``{fill}``, where the store adds the runs' derived uuids.
+
+_V1 = """
+CREATE TABLE runs (
+    id {ID},
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    baseline TEXT NOT NULL DEFAULT '',
+    command TEXT NOT NULL DEFAULT '',
+    settings TEXT NOT NULL DEFAULT '{}',
+    environment TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE results (
+    id {ID},
+    run_id {INT} NOT NULL REFERENCES runs(id),
+    created_at TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    params TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX results_run ON results(run_id);
+"""
+
+_V2 = """
+CREATE TABLE ceilings (
+    id {ID},
+    run_id {INT} NOT NULL REFERENCES runs(id),
+    device TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dtype TEXT NOT NULL DEFAULT '',
+    value {REAL} NOT NULL,
+    unit TEXT NOT NULL,
+    method TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ceilings_run ON ceilings(run_id);
+"""
+
+_V3 = """
+ALTER TABLE runs ADD COLUMN pid {INT};
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE ceilings ADD COLUMN device_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE ceilings ADD COLUMN quality TEXT NOT NULL DEFAULT 'measured';
+"""
+
+# Runs stored before get their derived uuid (derived_run_uuids) in place of {fill}.
+_V4 = """
+ALTER TABLE runs ADD COLUMN uuid TEXT;
+{fill}
+CREATE UNIQUE INDEX runs_uuid ON runs(uuid);
+"""
+
+#: The schema's steps: MIGRATION_STEPS[v] upgrades a store at schema version v to v + 1.
+MIGRATION_STEPS = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
+
+
+def migrations(types: dict[str, str]) -> dict[int, str]:
+    """The schema's steps in one kind's SQL: ``types`` names ``ID``, ``INT`` and ``REAL`` (``{fill}`` is kept)."""
+    out = {}
+    for version, text in MIGRATION_STEPS.items():
+        for name, sql in types.items():
+            text = text.replace("{" + name + "}", sql)
+        out[version] = text
+    return out
+

@@ -31,73 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from gpubench.errors import DiskFull, GpubenchError, StoreDamaged, StoreError, StoreReadOnly, UsageError
-from gpubench.store.base import SCHEMA_VERSION, DuplicateRun, ResultStore, derived_run_uuids
+from gpubench.store.base import SCHEMA_VERSION, DuplicateRun, ResultStore, derived_run_uuids, migrations
 from gpubench.store.kinds import default_location, sqlite_path
 
 #: How long opening or writing a store waits for other processes that hold it, in seconds.
 BUSY_TIMEOUT_S = 60.0
 
-_V1 = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    suite TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '',
-    baseline TEXT NOT NULL DEFAULT '',
-    command TEXT NOT NULL DEFAULT '',
-    settings TEXT NOT NULL DEFAULT '{}',
-    environment TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    created_at TEXT NOT NULL,
-    workload TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    device TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    params TEXT NOT NULL,
-    spec_hash TEXT NOT NULL,
-    status TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX results_run ON results(run_id);
-"""
-
-_V2 = """
-CREATE TABLE ceilings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    device TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    dtype TEXT NOT NULL DEFAULT '',
-    value REAL NOT NULL,
-    unit TEXT NOT NULL,
-    method TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX ceilings_run ON ceilings(run_id);
-"""
-
-_V3 = """
-ALTER TABLE runs ADD COLUMN pid INTEGER;
-ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
-ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT '';
-ALTER TABLE ceilings ADD COLUMN device_name TEXT NOT NULL DEFAULT '';
-ALTER TABLE ceilings ADD COLUMN quality TEXT NOT NULL DEFAULT 'measured';
-"""
-
-# Runs stored before get their derived uuid (gpubench.store.base.derived_run_uuids) between these two.
-_V4 = """
-ALTER TABLE runs ADD COLUMN uuid TEXT;
-{fill}
-CREATE UNIQUE INDEX runs_uuid ON runs(uuid);
-"""
-
 #: MIGRATIONS[v] upgrades a store at schema version v to v + 1 (``{fill}``: the Python step of 4).
-MIGRATIONS = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
+MIGRATIONS = migrations({"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "INT": "INTEGER", "REAL": "REAL"})
 
 
 def _error_kind(exc: sqlite3.Error) -> str:

@@ -217,6 +217,26 @@ class CollectiveOp(BoundOp):
     last: np.ndarray | None = None
 
 
+def session_op(session: CollectiveSession, params: dict[str, Any], not_run: str) -> CollectiveOp:
+    """A rank group's session as the one-call op of its case: ``call`` runs ``session.verify()`` (kept as
+    ``last``), ``result`` returns it (``RuntimeError(not_run)`` before any call); the ranks time themselves."""
+    bound = CollectiveOp(call=lambda: None, result=lambda: np.zeros((0, 0)), timer=HostTimer(),
+                         close=session.close, sources=dict(session.sources), session=session, params=dict(params))
+
+    def call() -> np.ndarray:
+        bound.last = session.verify()
+        return bound.last
+
+    def result() -> np.ndarray:
+        if bound.last is None:
+            raise RuntimeError(not_run)
+        return bound.last
+
+    bound.call, bound.result = call, result
+    bound.metrics.update(session.info)
+    return bound
+
+
 @dataclass(frozen=True)
 class CollectiveMeasurement(Measurement):
     """A :class:`~gpubench.harness.Measurement` with host-clock times beside device-clock samples."""
@@ -310,21 +330,7 @@ class CollectiveWorkload(Workload):
     # --- running ------------------------------------------------------------------------------
     def bind(self, op: CollectiveSession, params, dtype):
         """The backend's :class:`CollectiveSession` as a one-call op (the call verifies; the ranks time)."""
-        bound = CollectiveOp(call=lambda: None, result=lambda: np.zeros((0, 2)), timer=HostTimer(),
-                             close=op.close, sources=dict(op.sources), session=op, params=dict(params))
-
-        def call() -> np.ndarray:
-            bound.last = op.verify()
-            return bound.last
-
-        def result() -> np.ndarray:
-            if bound.last is None:
-                raise RuntimeError(f"{self.name}: no collective was run before result()")
-            return bound.last
-
-        bound.call, bound.result = call, result
-        bound.metrics.update(op.info)
-        return bound
+        return session_op(op, params, f"{self.name}: no collective was run before result()")
 
     def measurement(self, op: CollectiveOp, settings: HarnessSettings) -> Measurement:
         """Warm-up and timed iterations in the ranks; samples are the per-iteration maximum over the ranks."""

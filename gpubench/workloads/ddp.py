@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 
 from gpubench.errors import Unavailable, UsageError
-from gpubench.harness import HarnessSettings, HostTimer, Measurement
+from gpubench.harness import HarnessSettings, Measurement
 from gpubench.stats import summarize
 from gpubench.workloads.base import Param, Workload
-from gpubench.workloads.collective import CollectiveMeasurement, CollectiveOp
+from gpubench.workloads.collective import CollectiveMeasurement, session_op
 from gpubench.workloads.nets import TRAIN_FORWARDS, forward_flops
 
 #: Largest relative difference of a step's float32 loss from the float64 single-process run, by model. Training
@@ -216,21 +216,7 @@ class DdpTrainingWorkload(Workload):
     # --- running ------------------------------------------------------------------------------------
     def bind(self, op, params, dtype):
         """The backend's rank group as a one-call op: the call trains ``steps`` verified steps; the ranks time."""
-        bound = CollectiveOp(call=lambda: None, result=lambda: np.zeros((0, 0)), timer=HostTimer(),
-                             close=op.close, sources=dict(op.sources), session=op, params=dict(params))
-
-        def call() -> np.ndarray:
-            bound.last = op.verify()
-            return bound.last
-
-        def result() -> np.ndarray:
-            if bound.last is None:
-                raise RuntimeError("ddp_training: no training was run before result()")
-            return bound.last
-
-        bound.call, bound.result = call, result
-        bound.metrics.update(op.info)
-        return bound
+        return session_op(op, params, "ddp_training: no training was run before result()")
 
     def measurement(self, op, settings: HarnessSettings) -> Measurement:
         """Warm-up and timed steps in the ranks; each sample is a step's maximum over the ranks."""
