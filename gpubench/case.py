@@ -149,19 +149,23 @@ class CasePath:
         return self.record("error", _one_line(exc), metrics=metrics)
 
     # --- the path ----------------------------------------------------------------------------------
+    def skip_reason(self) -> str | None:
+        """Load the backend and resolve the device; why the case cannot run here (the backend does not support
+        it, or it does not fit in the memory free now), found before anything is drawn or allocated, or None."""
+        backend = self.backend
+        backend.load()
+        self.device = device = backend.resolve_device(self.spec.device)
+        self.watch.attach(device)
+        return backend.unsupported(self.spec, self.params, device) or self._memory_shortfall()
+
     def prepare(self) -> CaseResult | None:
         """Build the case and verify one call; return its final record when it ends here, else None."""
         spec, params, workload, backend = self.spec, self.params, self.workload, self.backend
         try:
-            backend.load()
-            self.device = device = backend.resolve_device(spec.device)
-            self.watch.attach(device)
-            reason = backend.unsupported(spec, params, device)
+            reason = self.skip_reason()
             if reason:
                 return self.record("skipped", reason)
-            reason = self._memory_shortfall()
-            if reason:
-                return self.record("skipped", reason)
+            device = self.device
             self._scope.enter_context(backend.case_scope(spec, device))
             if CACHE in params:
                 skipped = self._prepare_cache(params[CACHE])
@@ -379,6 +383,22 @@ class CasePath:
                 self._scope.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def skipped_case(spec: CaseSpec) -> CaseResult | None:
+    """The ``skipped`` record of a case that cannot run here (:meth:`CasePath.skip_reason`), found without
+    running it; None when it would run (or its problem is one the case path itself reports)."""
+    try:
+        path = CasePath(spec)
+    except GpubenchError:
+        return None
+    try:
+        reason = path.skip_reason()
+        return path.record("skipped", reason) if reason else None
+    except Exception as exc:  # noqa: BLE001 - an unavailable backend or device is a skip; anything else runs
+        return path.record("skipped", str(exc)) if isinstance(exc, Unavailable) else None
+    finally:
+        path.close()
 
 
 def run_case(spec: CaseSpec, settings: HarnessSettings = HarnessSettings(), wait_idle_s: float = 0.0) -> CaseResult:

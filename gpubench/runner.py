@@ -231,6 +231,25 @@ class Runner:
         need = self.cost.case_s(spec) + (0.0 if self._alive(spec.backend) else self.cost.startup_s(spec.backend))
         return self.budget.fits(need)
 
+    def _skipped_here(self, spec: CaseSpec, environment: dict[str, Any], probe_s: float) -> CaseResult | None:
+        """The ``skipped`` record of a case whose estimate does not fit, when its backend would skip it anyway
+        (unsupported on this device, too large for the memory free): asked of its worker, if one is running or
+        starting one fits the time left; None otherwise (the case is then left out, not run)."""
+        assert self.budget is not None and self.cost is not None
+        if not self._alive(spec.backend) and not self.budget.fits(self.cost.startup_s(spec.backend)):
+            return None
+        try:
+            if self._worker_for(spec.backend, environment, probe_s):
+                return None
+            assert self._worker is not None
+            reply = self._worker.request({"op": "check", "spec": spec.to_dict()},
+                                         min(self.timeout_s, max(self.budget.left(), 1e-3)))
+            found = reply.get("skipped")
+            return CaseResult.from_dict(found) if found else None
+        except (TimeoutError, WorkerDied, ValueError, KeyError, TypeError, AttributeError):
+            self._stop_worker(kill=True)
+            return None
+
     def _cpu_gate(self, spec: CaseSpec) -> CaseResult | None:
         """The skip of a CPU case whose estimated call is longer than its entry's ``max_cpu_call_s``, else None."""
         limit = self.cpu_limits.get(spec)
@@ -254,7 +273,14 @@ class Runner:
         while self._pending:
             spec = self._pending.pop(0)
             if spec.backend not in unprobed and not self._fits(spec):
-                self.not_started.append(spec)
+                skipped = self._skipped_here(spec, environment, probe_s)
+                if skipped is None:
+                    self.not_started.append(spec)
+                    continue
+                self.recorder.add(skipped)  # it would not have run anyway: a skip costs no time
+                self.done += 1
+                if self.progress:
+                    self.progress(self.done, total, spec, skipped)
                 continue
             if self.progress:
                 self.progress(self.done, total, spec, None)

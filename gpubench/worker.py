@@ -3,8 +3,10 @@
 The worker talks to the runner over JSON lines on a private copy of its stdout; its own
 stdout is pointed at stderr so that a framework printing to stdout cannot corrupt the protocol.
 Requests: ``{"op": "env", "backend": ...}`` (the backend probe of ``gpubench run``, ``list`` and
-``env``) and ``{"op": "case", "spec": ..., "settings": ..., "wait_idle_s": S}`` (``wait_idle_s``
-optional: wait up to S seconds for the machine to go quiet before timing); every request gets
+``env``), ``{"op": "check", "spec": ...}`` (the ``skipped`` record of a case that cannot run here, or
+null: asked by a time-limited run before it leaves a case out) and ``{"op": "case", "spec": ...,
+"settings": ..., "wait_idle_s": S}`` (``wait_idle_s`` optional: wait up to S seconds for the machine to
+go quiet before timing); every request gets
 exactly one reply line. A worker dies with the process that started it
 (:func:`gpubench.lifeline.die_with_parent`), even when that process is killed with SIGKILL.
 """
@@ -62,6 +64,11 @@ def _serve(req: dict[str, Any]) -> dict[str, Any]:
     """The reply to one request."""
     if req.get("op") == "env":
         return backend_environment(req["backend"])
+    if req.get("op") == "check":  # would this case be skipped here? (the runner asks before leaving it out)
+        from gpubench.case import skipped_case
+
+        skipped = skipped_case(CaseSpec.from_dict(req["spec"]))
+        return {"skipped": skipped.to_dict() if skipped is not None else None}
     if req.get("op") == "case":
         spec = CaseSpec.from_dict(req["spec"])
         try:

@@ -234,6 +234,19 @@ def test_never_starts_a_case_that_cannot_finish_and_keeps_every_finished_one(fak
     assert [ln[3] for ln in lines] == [pytest.approx(4.0), pytest.approx(3.0), 0.0]
 
 
+def test_a_case_that_does_not_fit_but_would_be_skipped_is_recorded_skipped(fake_plugin, tmp_path):
+    """Left out only when it would have run: a case its backend skips here (unsupported, too large for the memory
+    free) costs no time, so it is recorded as skipped, with the reason, and the run is complete."""
+    cost = ScriptedCost({8: 1.0, 99: 500.0})
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        runner = Runner(store, QUICK, timeout_s=30, time_limit_s=60.0, cost=cost)
+        run_id, status = runner.run([fake(8), fake(99)], suite="t")
+        results = store.results(run_id)
+    assert [(r.spec.param_dict["m"], r.status) for r in results] == [(8, "ok"), (99, "skipped")]
+    assert results[1].error == "fake: m = 99 is a size this device cannot run"
+    assert status == "complete" and runner.not_started == []
+
+
 def test_a_run_whose_cases_all_fit_is_complete(fake_plugin, tmp_path):
     with ResultStore(tmp_path / "s.sqlite") as store:
         runner = Runner(store, QUICK, timeout_s=30, time_limit_s=600.0, cost=ScriptedCost({8: 1.0}))

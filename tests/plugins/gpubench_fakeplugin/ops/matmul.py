@@ -69,3 +69,8 @@ def build(backend, spec, params, inputs, device):
             c[0, 0] += 1000.0
 
     return BoundOp(call=call, result=lambda: c.copy())
+
+
+def unsupported(backend, spec, params, device):
+    """m = 99 is a size the fake device cannot run (a skip found before anything is drawn)."""
+    return "fake: m = 99 is a size this device cannot run" if params["m"] == 99 else None
