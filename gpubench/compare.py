@@ -22,6 +22,10 @@ A case is *inconclusive*, never slower, faster or same, when:
 
 Beside its verdict, each case shows the new side's rate, speedup and flags as every other surface does (its
 row, :mod:`gpubench.rows`). Pure Python: no SciPy needed.
+
+:func:`compare` compares two stored runs (or a run and its machine's history) as ``gpubench compare`` does; the
+module itself can be called, ``gpubench.compare(base, new)``, and a :class:`Comparison` shows itself in a
+notebook as its HTML page (:func:`render_html`).
 """
 
 from __future__ import annotations

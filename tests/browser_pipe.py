@@ -28,6 +28,10 @@ from typing import Any
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
+class BrowserUnavailable(RuntimeError):
+    """This Chromium cannot be driven over a pipe (a sandboxed package may not pass it the descriptors)."""
+
+
 class Browser:
     """One headless Chromium with one page; :meth:`call` sends a DevTools command to it."""
 
@@ -63,7 +67,11 @@ class Browser:
         os.close(to_child_r)
         os.close(from_child_w)
         self._out, self._in = to_child_w, from_child_r
-        targets = self.call("Target.getTargets", session=False)["targetInfos"]
+        try:
+            targets = self.call("Target.getTargets", session=False, timeout=30)["targetInfos"]
+        except (EOFError, TimeoutError) as exc:
+            self.__exit__()
+            raise BrowserUnavailable(f"{CHROMIUM} does not answer the DevTools protocol on a pipe ({exc})") from exc
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.call("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
                                  session=False)["sessionId"]
