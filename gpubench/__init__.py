@@ -1,6 +1,17 @@
 """gpubench: honest GPU-vs-CPU benchmarks for deep-learning workloads.
 
-The package stays light to import: ``gpubench.load`` imports pandas and the store only when called.
+From Python (a notebook, a script; see :mod:`gpubench.api`):
+
+* :func:`run` runs a suite as ``gpubench run`` does and returns a :class:`Run` (``.to_pandas()``, ``.show()``,
+  ``.report()``; shown in Jupyter as its headlines and results table);
+* ``report(runs, path)`` writes the HTML report and returns it, shown inline in a notebook
+  (:func:`gpubench.report.inline.report`);
+* ``compare(base, new)`` compares two runs as ``gpubench compare`` does (:func:`gpubench.compare.compare`);
+* :func:`load` reads stored results as a pandas DataFrame.
+
+The package stays light to import: each of these imports the store, pandas or a framework only when called.
+(``gpubench.report`` and ``gpubench.compare`` are the package and the module of those names; calling them calls
+the functions above.)
 """
 
 from __future__ import annotations
@@ -20,6 +31,10 @@ from gpubench.sourcetree import install_resource_finder as _install_resource_fin
 
 _install_resource_finder()
 
+from gpubench.api import Run, run  # noqa: E402 - light: it imports what it needs when called
+
+__all__ = ["Run", "__version__", "compare", "load", "report", "run"]
+
 
 def load(store: str | os.PathLike[str] | None = None, run: Any = "all") -> pandas.DataFrame:
     """Stored results as a pandas DataFrame: one row per case, metrics flattened, parameters as columns.
@@ -31,3 +46,16 @@ def load(store: str | os.PathLike[str] | None = None, run: Any = "all") -> panda
     from gpubench.frame import load as _load
 
     return _load(store, run)
+
+
+def __getattr__(name: str) -> Any:
+    # gpubench.report and gpubench.compare: the package and the module, imported on first use (both callable).
+    if name in ("report", "compare"):
+        import importlib
+
+        return importlib.import_module(f"gpubench.{name}")
+    raise AttributeError(f"module 'gpubench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"report", "compare"})

@@ -22,17 +22,25 @@ A case is *inconclusive*, never slower, faster or same, when:
 
 Beside its verdict, each case shows the new side's rate, speedup and flags as every other surface does (its
 row, :mod:`gpubench.rows`). Pure Python: no SciPy needed.
+
+:func:`compare` compares two stored runs (or a run and its machine's history) as ``gpubench compare`` does; the
+module itself can be called, ``gpubench.compare(base, new)``, and a :class:`Comparison` shows itself in a
+notebook as its HTML page (:func:`render_html`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import sys
+import types
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpubench.envinfo import machine_key
+from gpubench.errors import UsageError
 from gpubench.records import NOT_A_MEASUREMENT, CaseResult, CaseSpec
 from gpubench.rows import build_rows, is_a_measurement
 from gpubench.store import CALIBRATE_SUITE, ResultStore, RunInfo
@@ -140,6 +148,8 @@ class Comparison:
     cases: list[CaseComparison] = field(default_factory=list)
     base_text: str = ""
     """What the base is when it is not one run (``median of the last 5 runs of this machine: runs 3-7``)."""
+    note: str = ""
+    """Why there is nothing to compare, when there is not (the first run of a machine has no history yet)."""
 
     @property
     def shared(self) -> int:
@@ -160,6 +170,18 @@ class Comparison:
     def counts(self) -> Counter:
         """How many cases got each label."""
         return Counter(c.label for c in self.cases)
+
+    def __str__(self) -> str:
+        return self.note if self.note else format_table(self)
+
+    def _repr_html_(self) -> str:
+        """The comparison in a notebook: its HTML page (:func:`render_html`) inline."""
+        from gpubench.report.html import esc, iframe
+
+        if self.note:
+            return f"<p>{esc(self.note)}</p>"
+        return iframe(render_html(self), height=min(720, 220 + 30 * len(self.cases)),
+                      title=f"gpubench compare: run {self.new.id}", scripts=False)
 
 
 def compare_results(base: CaseResult, new: CaseResult, threshold_pct: float = 5.0,
@@ -391,3 +413,86 @@ new: run {esc(n.id)} {esc(n.label)} · suite {esc(n.suite)} · {esc(n.started_at
 <table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 </body></html>
 """
+
+
+class NoSharedCase(UsageError):
+    """Two runs with no case in common: nothing to compare (``gpubench compare`` exits with status 2)."""
+
+
+def _number(option: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{option} must be a number, got {value!r}")
+    return float(value)
+
+
+def check_options(threshold: float, alpha: float, against_last: int | None = None) -> None:
+    """A :class:`UsageError` for a threshold that is not a non-negative percentage, an alpha outside (0, 1) or an
+    ``against_last`` that is not a positive number of runs."""
+    if not _number("--threshold", threshold) >= 0:
+        raise UsageError(f"--threshold must be a non-negative percentage, got {threshold}")
+    if not 0 < _number("--alpha", alpha) < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
+    if against_last is not None and (isinstance(against_last, bool) or not isinstance(against_last, int)
+                                     or against_last < 1):
+        raise UsageError(f"--against-last must be a positive number of runs, got {against_last}")
+
+
+def compare(base: str | int | None = None, new: str | int = "latest", *, against_last: int | None = None,
+            threshold: float = 5.0, alpha: float = 0.05, store: str | os.PathLike[str] | None = None) -> Comparison:
+    """Compare two stored runs case by case, as ``gpubench compare BASE NEW`` does (also ``gpubench.compare``).
+
+    ``base`` and ``new``: run ids, ``latest`` or ``latest~N``; with ``against_last=N`` instead of ``base``, ``new``
+    is judged against the median of the last N earlier runs of its machine (with no earlier run of that machine
+    the comparison is empty and its :attr:`~Comparison.note` says so). ``threshold``: the smallest change in %
+    that counts as faster or slower; ``alpha``: the rank test's significance level; ``store``: the results store,
+    opened read-only. Bad input is a :class:`~gpubench.errors.UsageError` (:class:`NoSharedCase` for two runs
+    with no case in common). :attr:`Comparison.regressions` are the cases that make ``gpubench compare`` exit 1;
+    in a notebook the comparison shows as its HTML page.
+    """
+    from gpubench.rows import read_runs
+    from gpubench.store import open_store
+
+    check_options(threshold, alpha, against_last)
+    for name, ref in (("base", base), ("new", new)):
+        if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (str, int))):
+            raise UsageError(f"{name}: a run id, 'latest' or 'latest~N', got {ref!r}")
+    if new is None:
+        raise UsageError("name the run to judge (NEW)")
+    if against_last is not None:
+        if base is not None:
+            raise UsageError("with --against-last N give only the run to judge: gpubench compare --against-last N NEW")
+    elif base is None:
+        raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
+    with open_store(os.fspath(store) if store is not None else None, readonly=True) as opened:
+        if against_last is not None:
+            (new_read,) = read_runs(opened, [opened.run(new)])
+            new_info, new_results = new_read.info, new_read.results
+            hist = history_base(opened, new_info, new_results, against_last)
+            if not hist.results:
+                # The first runs of a machine have no history yet: that is no failure of the new run.
+                return Comparison(new_info, new_info, threshold, alpha, note=(
+                    f"no earlier run of this machine has any case of run {new_info.id}: nothing to compare yet (the "
+                    "history starts here)"))
+            comparison = compare_runs(hist.runs[-1], hist.results, new_info, new_results, threshold_pct=threshold,
+                                      alpha=alpha, base_medians=hist.medians,
+                                      base_text=hist.describe(against_last), new_rows=new_read.rows)
+        else:
+            b, n = read_runs(opened, [opened.run(base), opened.run(new)])
+            comparison = compare_runs(b.info, b.results, n.info, n.results, threshold_pct=threshold, alpha=alpha,
+                                      base_rows=b.rows, new_rows=n.rows)
+    if comparison.cases and not comparison.shared:
+        b_info, n_info = comparison.base, comparison.new
+        raise NoSharedCase(f"runs {b_info.id} ({b_info.suite}) and {n_info.id} ({n_info.suite}) share no case: "
+                           "nothing to compare (list the runs with 'gpubench runs' and pick two of the same suite)")
+    return comparison
+
+
+class _CallableModule(types.ModuleType):
+    """This module's type: calling ``gpubench.compare(...)`` calls :func:`compare` (the module keeps its name, so
+    that ``gpubench.compare.compare_runs`` and the rest stay where they are)."""
+
+    def __call__(self, base: str | int | None = None, new: str | int = "latest", **options: Any) -> Comparison:
+        return compare(base, new, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

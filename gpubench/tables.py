@@ -236,10 +236,13 @@ def _num(value: Any, fmt: str = "{:.3g}") -> str:
     return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None = None) -> str:
-    """The summary of a run (rows from :func:`gpubench.rows.build_rows`): a table of the measured cases
-    (training cases in their own table with accuracy and samples/s), then one line per backend and reason
-    for the skipped ones, and notes on a machine without a GPU and on noise."""
+def results_parts(rows: list[dict[str, Any]], environment: dict[str, Any] | None = None
+                  ) -> tuple[list[tuple[list[str], list[list[str]], tuple[int, ...]]], list[str], list[str]]:
+    """The summary of a run as parts (rows from :func:`gpubench.rows.build_rows`): ``(tables, skip lines,
+    notes)``, each table ``(headers, cells, right-aligned columns)``: the measured cases (training cases in
+    their own table with accuracy and samples/s), one line per backend and reason for the skipped ones, and
+    notes on a machine without a GPU and on noise. :func:`results_table` prints them; a notebook shows them
+    as HTML."""
     env = environment
     kernel, training = [], []
     for r in rows:
@@ -257,18 +260,25 @@ def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None
         else:
             kernel.append([r["workload"], r["size"], r["implementation"], r["device_text"], r["dtype"], r["status"],
                            fmt_time(r["median_s"]), ci_text(r), fmt_rate(r), speed, note_text(r)])
-    out = []
+    tables = []
     if kernel:
-        out.append(render(["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",
-                           "speedup", "note"], kernel, right=(6, 7, 8, 9)))
+        tables.append((["workload", "size", "backend", "device", "dtype", "status", "median", "95% CI", "rate",
+                        "speedup", "note"], kernel, (6, 7, 8, 9)))
     if training:
-        out.append(render(["workload", "model", "backend", "device", "dtype", "status", "per epoch", "95% CI",
-                           "accuracy", "to target", "samples/s", "speedup", "note"], training,
-                          right=(6, 7, 8, 9, 10, 11)))
-    skips = skip_groups(rows)
+        tables.append((["workload", "model", "backend", "device", "dtype", "status", "per epoch", "95% CI",
+                        "accuracy", "to target", "samples/s", "speedup", "note"], training, (6, 7, 8, 9, 10, 11)))
+    skips = [skip_line(b, reason, n) for b, reason, n in skip_groups(rows)]
+    notes = [note for note in (no_gpu_note(env, rows), noise_note(env, rows)) if note]
+    return tables, skips, notes
+
+
+def results_table(rows: list[dict[str, Any]], environment: dict[str, Any] | None = None) -> str:
+    """The summary of a run (rows from :func:`gpubench.rows.build_rows`): a table of the measured cases
+    (training cases in their own table with accuracy and samples/s), then one line per backend and reason
+    for the skipped ones, and notes on a machine without a GPU and on noise (:func:`results_parts`)."""
+    tables, skips, notes = results_parts(rows, environment)
+    out = [render(headers, cells, right=right) for headers, cells, right in tables]
     if skips:
-        out.append("\n".join(skip_line(b, reason, n) for b, reason, n in skips))
-    for note in (no_gpu_note(env, rows), noise_note(env, rows)):
-        if note:
-            out.append("note: " + note)
+        out.append("\n".join(skips))
+    out += ["note: " + note for note in notes]
     return "\n\n".join(out)

@@ -29,7 +29,7 @@ LAYERS = (
     ("reading", ("gpubench.rows", "gpubench.export", "gpubench.compare", "gpubench.tables", "gpubench.progress",
                  "gpubench.report", "gpubench.history", "gpubench.frame")),
     ("front", ("gpubench.commands", "gpubench.cli", "gpubench.__main__", "gpubench.pytest_plugin",
-               "gpubench.collective")),
+               "gpubench.collective", "gpubench.runsuite", "gpubench.api")),
 )
 
 #: The package itself (``gpubench/__init__.py``) is the public façade: it may reach any layer lazily,

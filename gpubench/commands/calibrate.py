@@ -28,7 +28,7 @@ def run(args) -> int:
 
     from gpubench.calibrate import calibrate, failures
     from gpubench.estimate import parse_duration
-    from gpubench.progress import Progress
+    from gpubench.progress import make_progress
     from gpubench.store import open_store
 
     started = time.monotonic()
@@ -36,7 +36,7 @@ def run(args) -> int:
     time_limit = parse_duration(args.time_limit) if args.time_limit is not None else None
     backends, devices = split_csv(args.backend, "--backend"), split_csv(args.device, "--device")
     command = "gpubench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    progress = Progress(sys.stderr, start=started)
+    progress = make_progress(sys.stderr, start=started)
 
     def show_estimates(runner) -> None:
         progress.eta = runner.remaining_s

@@ -26,44 +26,27 @@ def run(args) -> int:
     import sys
 
     from gpubench.atomicfile import write_text
-    from gpubench.compare import compare_runs, format_table, history_base, render_html
+    from gpubench.compare import NoSharedCase, check_options, compare, format_table, render_html
     from gpubench.errors import UsageError
-    from gpubench.rows import read_runs
-    from gpubench.store import open_store
 
-    if not args.threshold >= 0:
-        raise UsageError(f"--threshold must be a non-negative percentage, got {args.threshold}")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    check_options(args.threshold, args.alpha, args.against_last)
     if args.against_last is not None:
-        if args.against_last < 1:
-            raise UsageError(f"--against-last must be a positive number of runs, got {args.against_last}")
         if len(args.runs) != 1:
             raise UsageError("with --against-last N give only the run to judge: gpubench compare --against-last N NEW")
+        base, new = None, args.runs[0]
     elif len(args.runs) != 2:
         raise UsageError("give two runs, BASE and NEW (or --against-last N NEW)")
-    with open_store(args.store, readonly=True) as store:
-        if args.against_last is not None:
-            (new_read,) = read_runs(store, [store.run(args.runs[0])])
-            new, new_results = new_read.info, new_read.results
-            hist = history_base(store, new, new_results, args.against_last)
-            if not hist.results:
-                # The first runs of a machine have no history yet: that is no failure of the new run.
-                print(f"gpubench: no earlier run of this machine has any case of run {new.id}: nothing to compare "
-                      "yet (the history starts here)", file=sys.stderr)
-                return 0
-            comparison = compare_runs(hist.runs[-1], hist.results, new, new_results, threshold_pct=args.threshold,
-                                      alpha=args.alpha, base_medians=hist.medians,
-                                      base_text=hist.describe(args.against_last), new_rows=new_read.rows)
-        else:
-            base, new = read_runs(store, [store.run(args.runs[0]), store.run(args.runs[1])])
-            comparison = compare_runs(base.info, base.results, new.info, new.results, threshold_pct=args.threshold,
-                                      alpha=args.alpha, base_rows=base.rows, new_rows=new.rows)
-    if comparison.cases and not comparison.shared:
-        b, n = comparison.base, comparison.new
-        print(f"gpubench: warning: runs {b.id} ({b.suite}) and {n.id} ({n.suite}) share no case: nothing to "
-              "compare (list the runs with 'gpubench runs' and pick two of the same suite)", file=sys.stderr)
+    else:
+        base, new = args.runs
+    try:
+        comparison = compare(base, new, against_last=args.against_last, threshold=args.threshold, alpha=args.alpha,
+                             store=args.store)
+    except NoSharedCase as exc:
+        print(f"gpubench: warning: {exc}", file=sys.stderr)
         return 2
+    if comparison.note:
+        print(f"gpubench: {comparison.note}", file=sys.stderr)
+        return 0
     print(format_table(comparison))
     if args.html:
         path = write_text(args.html, render_html(comparison))

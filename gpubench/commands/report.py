@@ -18,14 +18,12 @@ def run(args) -> int:
     import sys
     import time
 
-    from gpubench.report.build import build_report
-    from gpubench.store import open_store
+    from gpubench.report.inline import report
 
     t0 = time.perf_counter()
-    with open_store(args.store, readonly=True) as store:
-        path, runs = build_report(store, args.runs or None, args.output)
-    cases = sum(len(r.rows) for r in runs)
-    print(f"wrote {path} ({cases} cases from {len(runs)} run{'s' if len(runs) != 1 else ''}, "
+    written = report(args.runs or None, args.output, store=args.store)
+    runs = len(written.runs)
+    print(f"wrote {written.path} ({written.cases} cases from {runs} run{'s' if runs != 1 else ''}, "
           f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    print(path)
+    print(written.path)
     return 0

@@ -14,6 +14,22 @@
   });
   document.body.setAttribute("data-plots-expected", String(data.figures.length));
 
+  // In-page links (the navigation bar). A report shown inside a notebook is an about:srcdoc page, whose links
+  // resolve against the notebook's own address: "#cases" would load the notebook into the frame. There, a
+  // click on such a link scrolls the frame to its target (below the sticky navigation bar), and only the
+  // frame, not the notebook around it; opened from disk, links work as usual.
+  if (window.location.protocol === "about:") {
+    document.addEventListener("click", function (e) {
+      var a = e.target && e.target.closest ? e.target.closest('a[href^="#"]') : null;
+      var target = a ? document.getElementById(a.getAttribute("href").slice(1)) : null;
+      if (!target) { return; }
+      e.preventDefault();
+      var nav = document.querySelector("nav");
+      var top = target.getBoundingClientRect().top + window.scrollY - (nav ? nav.offsetHeight : 0);
+      window.scrollTo(0, Math.max(0, top));
+    });
+  }
+
   // Sortable, filterable table of every case. Cells hold raw values; the page formats them here
   // and puts every one in with textContent (never as HTML).
   var t = data.table;

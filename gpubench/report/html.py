@@ -59,3 +59,17 @@ def table(headers: list[str], rows: list[list[Any]], cls: str = "kv") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def iframe(document: str, *, height: int = 720, title: str = "gpubench report", scripts: bool = True) -> str:
+    """A whole HTML page shown inside another one (a notebook's output): an ``<iframe>`` whose ``srcdoc`` holds
+    ``document``, escaped as an attribute value.
+
+    The page keeps its own styles, scripts and Content-Security-Policy (an ``about:srcdoc`` page runs the inline
+    scripts its policy allows by hash, as from disk) and needs no network and no file. It runs sandboxed, in an
+    origin of its own: ``scripts`` allows its scripts (and Plotly's image downloads), nothing else — no forms, no
+    pop-ups, no navigating the notebook, no access to the notebook's page.
+    """
+    sandbox = "allow-scripts allow-downloads" if scripts else ""
+    return (f'<iframe srcdoc="{html.escape(document, quote=True)}" sandbox="{sandbox}" title="{esc(title)}" '
+            f'style="width:100%;height:{int(height)}px;border:1px solid #dde3e8;border-radius:6px"></iframe>')
