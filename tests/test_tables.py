@@ -177,7 +177,8 @@ def test_cpu_quick_matmul_prints_at_most_one_skip_line_per_backend(store_path):
     skip_lines = [ln for ln in proc.stderr.splitlines() if " skipped" in ln]
     backends = [ln.split()[1] for ln in skip_lines]
     assert len(backends) == len(set(backends)), skip_lines  # one line per skipped backend (one reason each here)
-    assert all(len(ln) <= 120 for ln in proc.stderr.splitlines())
+    # Progress lines fit the terminal's width (a one-line warning, such as a busy machine's, is not cut).
+    assert all(len(ln) <= 120 for ln in proc.stderr.splitlines() if not ln.startswith("gpubench: warning:"))
     assert not re.search(r"^matmul .* skipped ", proc.stdout, re.M)  # no skipped rows in the table
     env = json.loads(run_gpubench("export", "--format", "json").stdout)["runs"][0]["environment"]
     if not has_gpu(env):
