@@ -500,7 +500,7 @@ def scripted_cpu(monkeypatch, readings):
     it = iter(readings)
     last = {}
 
-    def fake_read():
+    def fake_read(since=None):
         try:
             last["r"] = next(it)
         except StopIteration:

@@ -113,3 +113,32 @@ def test_a_run_under_a_hog_is_busy_a_quiet_run_is_not_and_compare_says_inconclus
     assert "inconclusive" in out
     assert code == (1 if cmp.regressions else 0)
     assert not any("busy" in c.base.flags for c in cmp.regressions)
+
+
+def test_the_processes_a_case_starts_are_its_own_work_not_other_work():
+    """A loader's workers or a case's ranks spin beside it: their CPU time is the case's own, while a process
+    that was there before the case began is other work (the ``busy`` flag)."""
+    from gpubench.machine.contention import read_cpu
+
+    spin = "import time\nwhile time.process_time() < 1.0: pass"  # one CPU-second, however busy the machine
+    with cpu_hog() as hog:  # started before the case: other work
+        since = time.time()
+        a = read_cpu(since)
+        subprocess.run([sys.executable, "-c", spin], check=True)  # reaped: in this process's children_* now
+        mid = read_cpu(since)
+        live = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            import psutil
+
+            deadline = time.monotonic() + 60
+            while sum(psutil.Process(live.pid).cpu_times()[:2]) < 1.0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            started_since, everything, none = read_cpu(since), read_cpu(0.0), read_cpu(None)
+        finally:
+            live.kill()
+            live.wait()
+        assert hog.poll() is None
+    assert mid.own_s - a.own_s >= 0.95  # the reaped child's CPU-second
+    # Live: the child started since counts (a CPU-second), the hog started before does not (it is other work).
+    assert started_since.own_s - none.own_s >= 0.95
+    assert everything.own_s - started_since.own_s >= 0.3

@@ -1,8 +1,9 @@
 """CPU contention: how much of the usable cores *other* work took while a case was measured.
 
 :func:`read_cpu` (psutil) reads the busy CPU time of the cores this process may use and this
-process's own CPU time (with its waited-for children); over a window, their difference is what
-other work took (:func:`cpu_window`). :func:`wait_idle` waits for quiet; :func:`load_average`,
+process's own CPU time (with its waited-for children's, and the live descendants it started since a
+given moment: a case's loader workers and ranks are its own work); over a window, their difference is
+what other work took (:func:`cpu_window`). :func:`wait_idle` waits for quiet; :func:`load_average`,
 :func:`cpu_frequency` and :func:`current_cpu_mhz` describe the CPU's state (sysfs, where readable).
 
 psutil is imported lazily: importing this module costs nothing.
@@ -56,7 +57,8 @@ class CpuReading:
     steal_s: float
     """Of which the hypervisor gave to other guests."""
     own_s: float
-    """This process's user and system time, with its waited-for children's."""
+    """This process's user and system time, with its waited-for children's and (``read_cpu(since)``) its live
+    descendants' started since then."""
     cores: int
     """Usable cores (this process's CPU affinity)."""
 
@@ -80,8 +82,9 @@ def _own_process():
     return _PROCESS[pid]
 
 
-def read_cpu() -> CpuReading | None:
-    """Read the CPU times now (None without psutil)."""
+def read_cpu(since: float | None = None) -> CpuReading | None:
+    """Read the CPU times now (None without psutil). ``since`` (a ``time.time()``): also count as this process's
+    own the live descendants started at or after it (a case's children: not the work of other processes)."""
     psutil = psutil_module()
     if psutil is None:
         return None
@@ -99,7 +102,28 @@ def read_cpu() -> CpuReading | None:
         busy += c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0) + s
         steal += s
     own_s = own.user + own.system + getattr(own, "children_user", 0.0) + getattr(own, "children_system", 0.0)
+    if since is not None:
+        own_s += _descendants_s(psutil, since)
     return CpuReading(t, busy, steal, own_s, len(cpus))
+
+
+def _descendants_s(psutil: Any, since: float) -> float:
+    """CPU seconds of this process's live descendants started at or after ``since`` (a case's loader workers, its
+    ranks), with what each has waited for. Once reaped, a child's time is in this process's ``children_*``."""
+    total = 0.0
+    try:
+        children = _own_process().children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    for child in children:
+        try:
+            if child.create_time() < since - 0.01:  # started before the case: not the case's work
+                continue
+            ct = child.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # gone between the listing and the reading
+        total += ct.user + ct.system + getattr(ct, "children_user", 0.0) + getattr(ct, "children_system", 0.0)
+    return total
 
 
 def cpu_window(a: CpuReading, b: CpuReading) -> dict[str, float]:

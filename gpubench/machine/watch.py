@@ -57,7 +57,9 @@ class CaseWatch:
         self._nvml_factory = nvml or default_nvml
         self._rapl = rapl
         self.errors: list[str] = []
-        self.cpu_before = self._safe(contention.read_cpu)
+        self.since = time.time()
+        """When the case began: processes it starts from now on (loader workers, ranks) are its own work."""
+        self.cpu_before = self._safe(self._read_cpu)
         self.load_before = load_average()
         self.mhz_before = current_cpu_mhz()
         self.is_cpu = True
@@ -81,6 +83,10 @@ class CaseWatch:
         self._gpu_samples: list[dict[str, Any]] = []
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
+
+    def _read_cpu(self):
+        """:func:`~gpubench.machine.contention.read_cpu`, counting the processes the case started as its own."""
+        return contention.read_cpu(self.since)
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -153,7 +159,7 @@ class CaseWatch:
     # --- the measured window (the harness's observer hook) ---------------------------------------------
     def window_start(self) -> None:
         """The sampling window opens: read every counter, start the periodic sampler."""
-        self._win_cpu = self._last_tick = self._safe(contention.read_cpu)
+        self._win_cpu = self._last_tick = self._safe(self._read_cpu)
         self._win_t0 = self.clock()
         for meter in (self.device_meter, self.host_meter):
             if meter is not None:
@@ -182,7 +188,7 @@ class CaseWatch:
         window_s = t1 - self._win_t0
         if window_s < MIN_WINDOW_S:
             self.sleep(MIN_WINDOW_S - window_s)
-        end = self._safe(contention.read_cpu)
+        end = self._safe(self._read_cpu)
         self.window = {"window_s": round(window_s, 4), "calls": calls}
         if self._win_cpu is not None and end is not None:
             self.window["cpu"] = cpu_window(self._win_cpu, end)
@@ -202,7 +208,7 @@ class CaseWatch:
 
     def _tick(self) -> None:
         point: dict[str, Any] = {"t": round(self.clock() - self._win_t0, 3)}
-        now = contention.read_cpu()
+        now = self._read_cpu()
         if now is not None and self._last_tick is not None:
             point["other_cores"] = cpu_window(self._last_tick, now)["other_cores"]
         self._last_tick = now
@@ -238,7 +244,7 @@ class CaseWatch:
     # --- the outcome ----------------------------------------------------------------------------------
     def _cpu_state(self) -> dict[str, Any]:
         cpu: dict[str, Any] = {"busy_threshold_cores": self.busy_cores}
-        end = self._safe(contention.read_cpu)
+        end = self._safe(self._read_cpu)
         if self.cpu_before is None or end is None:
             cpu["reason"] = ("psutil not installed (pip install psutil)" if contention.psutil_module() is None
                              else "CPU times unreadable")
