@@ -118,11 +118,12 @@ def test_a_run_under_a_hog_is_busy_a_quiet_run_is_not_and_compare_says_inconclus
 def test_the_processes_a_case_starts_are_its_own_work_not_other_work():
     """A loader's workers or a case's ranks spin beside it: their CPU time is the case's own, while a process
     that was there before the case began is other work (the ``busy`` flag)."""
-    from gpubench.machine.contention import read_cpu
+    from gpubench.machine.contention import descendant_pids, read_cpu
 
     spin = "import time\nwhile time.process_time() < 1.0: pass"  # one CPU-second, however busy the machine
     with cpu_hog() as hog:  # started before the case: other work
-        since = time.time()
+        since = descendant_pids()
+        assert hog.pid in since
         a = read_cpu(since)
         subprocess.run([sys.executable, "-c", spin], check=True)  # reaped: in this process's children_* now
         mid = read_cpu(since)
@@ -133,7 +134,7 @@ def test_the_processes_a_case_starts_are_its_own_work_not_other_work():
             deadline = time.monotonic() + 60
             while sum(psutil.Process(live.pid).cpu_times()[:2]) < 1.0 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            started_since, everything, none = read_cpu(since), read_cpu(0.0), read_cpu(None)
+            started_since, everything, none = read_cpu(since), read_cpu(frozenset()), read_cpu(None)
         finally:
             live.kill()
             live.wait()

@@ -2,7 +2,7 @@
 
 :func:`read_cpu` (psutil) reads the busy CPU time of the cores this process may use and this
 process's own CPU time (with its waited-for children's, and the live descendants it started since a
-given moment: a case's loader workers and ranks are its own work); over a window, their difference is
+case began: a case's loader workers and ranks are its own work); over a window, their difference is
 what other work took (:func:`cpu_window`). :func:`wait_idle` waits for quiet; :func:`load_average`,
 :func:`cpu_frequency` and :func:`current_cpu_mhz` describe the CPU's state (sysfs, where readable).
 
@@ -58,7 +58,7 @@ class CpuReading:
     """Of which the hypervisor gave to other guests."""
     own_s: float
     """This process's user and system time, with its waited-for children's and (``read_cpu(since)``) its live
-    descendants' started since then."""
+    descendants' that were not there when ``since`` was taken."""
     cores: int
     """Usable cores (this process's CPU affinity)."""
 
@@ -82,9 +82,10 @@ def _own_process():
     return _PROCESS[pid]
 
 
-def read_cpu(since: float | None = None) -> CpuReading | None:
-    """Read the CPU times now (None without psutil). ``since`` (a ``time.time()``): also count as this process's
-    own the live descendants started at or after it (a case's children: not the work of other processes)."""
+def read_cpu(since: frozenset[int] | None = None) -> CpuReading | None:
+    """Read the CPU times now (None without psutil). ``since`` (the pids of this process's descendants when a case
+    began, :func:`descendant_pids`): also count as this process's own the live descendants that are not among
+    them (the case's children: not the work of other processes)."""
     psutil = psutil_module()
     if psutil is None:
         return None
@@ -107,18 +108,29 @@ def read_cpu(since: float | None = None) -> CpuReading | None:
     return CpuReading(t, busy, steal, own_s, len(cpus))
 
 
-def _descendants_s(psutil: Any, since: float) -> float:
-    """CPU seconds of this process's live descendants started at or after ``since`` (a case's loader workers, its
-    ranks), with what each has waited for. Once reaped, a child's time is in this process's ``children_*``."""
+def descendant_pids() -> frozenset[int]:
+    """The pids of this process's live descendants now (empty without psutil)."""
+    psutil = psutil_module()
+    if psutil is None:
+        return frozenset()
+    try:
+        return frozenset(p.pid for p in _own_process().children(recursive=True))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return frozenset()
+
+
+def _descendants_s(psutil: Any, since: frozenset[int]) -> float:
+    """CPU seconds of this process's live descendants not in ``since`` (started after it was taken: a case's loader
+    workers, its ranks), with what each has waited for. Once reaped, a child's time is in ``children_*``."""
     total = 0.0
     try:
         children = _own_process().children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0.0
     for child in children:
+        if child.pid in since:  # there before the case began: not the case's work
+            continue
         try:
-            if child.create_time() < since - 0.01:  # started before the case: not the case's work
-                continue
             ct = child.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue  # gone between the listing and the reading

@@ -57,8 +57,8 @@ class CaseWatch:
         self._nvml_factory = nvml or default_nvml
         self._rapl = rapl
         self.errors: list[str] = []
-        self.since = time.time()
-        """When the case began: processes it starts from now on (loader workers, ranks) are its own work."""
+        self.since = contention.descendant_pids()
+        """The descendants there when the case began: those it starts (loader workers, ranks) are its own work."""
         self.cpu_before = self._safe(self._read_cpu)
         self.load_before = load_average()
         self.mhz_before = current_cpu_mhz()
