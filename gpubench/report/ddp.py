@@ -39,9 +39,9 @@ def scaling_figure(rows: list[dict[str, Any]], effs: dict[int, float | None], ti
     for r in rows:
         lines[(r["run_label"] if multi else "", r["series"], r["device"])].append(r)
     traces = []
-    for index, ((run_label, series, device), pts) in enumerate(sorted(lines.items())):
+    for index, ((run_label, series, _device), pts) in enumerate(sorted(lines.items())):
         pts.sort(key=lambda r: r["params"]["ranks"])
-        name = charts.series_name(run_label, f"{series}:{device}", multi)
+        name = charts.series_name(run_label, series, multi)  # the series names its device (torch:cuda:0)
         color = colors(pts[0]["backend"])
         rate = [r["params"]["global_batch"] / r["median_s"] for r in pts]
         text = [charts.hover(p, name, [f"{y:,.0f} samples/s", f"{p['params']['ranks']} ranks"]

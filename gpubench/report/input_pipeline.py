@@ -128,8 +128,8 @@ def cases_table(rows: list[dict[str, Any]], multi_run: bool) -> str:
             _rate(_m(r, "loader_samples_per_s")), _rate(_m(r, "consume_samples_per_s")),
             _rate(_m(r, "e2e_samples_per_s")), _pct(_m(r, "device_idle_fraction")),
             _pct(_m(r, "data_wait_fraction")), r["metrics"].get("verdict", "-")])
-    headers = ((["run"] if multi_run else []) + ["case", "problem", "workers", "options", "loader alone (samples/s)",
-               "step alone (samples/s)", "end to end (samples/s)", "device idle", "waiting for data", "verdict"])
+    headers = ((["run"] if multi_run else []) + ["case", "problem", "workers", "options", "loader alone /s",
+               "step alone /s", "end to end /s", "idle", "waiting", "verdict"])
     return table(headers, body, "cases")
 
 
@@ -143,8 +143,10 @@ def body(rows: list[dict[str, Any]], figure: Callable[[dict[str, Any] | None], s
     parts = ['<p class="note">Each case runs the loader alone, the training step alone on batches already on the '
              "device (its ceiling, dotted), and the loop end to end (solid). Device idle = 1 − end-to-end ÷ "
              "step-alone: the share of the loop's time the step could have run but had no data. A case is "
-             "<b>input-bound</b> when that share is 15 % or more. On a CPU the loader's workers share the cores "
-             "with the step, so more workers can also slow the step.</p>", verdicts(ok)]
+             "<b>input-bound</b> when that share is 15 % or more. In the table: samples per second; <i>idle</i> is "
+             "that share, <i>waiting</i> the share of the loop spent waiting for the next batch and its copy. On a "
+             "CPU the loader's workers share the cores with the step, so more workers can also slow the step.</p>",
+             verdicts(ok)]
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
         by_problem[problem(r)].append(r)
