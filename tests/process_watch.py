@@ -19,6 +19,8 @@ class ProcessWatch:
     def __init__(self):
         self.me = psutil.Process()
         self.seen: dict[int, tuple[float, str]] = {}
+        self.before: set[tuple[int, float]] = set()
+        """Descendants there before the watch began (another test's): not this test's to answer for."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -34,11 +36,18 @@ class ProcessWatch:
                 # multiprocessing's resource tracker serves this test process for its whole life.
                 if "resource_tracker" in cmd and p.ppid() == self.me.pid:
                     continue
+                if (p.pid, p.create_time()) in self.before:
+                    continue
                 self.seen.setdefault(p.pid, (p.create_time(), cmd))
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 pass
 
     def __enter__(self):
+        for p in self.me.children(recursive=True):
+            try:
+                self.before.add((p.pid, p.create_time()))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                pass
         self.snapshot()
         self._thread.start()
         return self

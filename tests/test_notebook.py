@@ -7,6 +7,7 @@ GPU) it takes its CPU path: the lecture's suite, quick, on NumPy and PyTorch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -113,11 +114,12 @@ def test_the_inline_report_draws_its_charts_and_keeps_its_links_in_the_frame(tmp
     page = tmp_path / "notebook.html"  # as a notebook's page holds an output: the HTML as it is, in the page
     page.write_text(f"<!DOCTYPE html><html><body><h1>a notebook</h1><div class='output'>{inline}</div>"
                     "<div style='height:3000px'></div></body></html>", encoding="utf-8")
+    stack = contextlib.ExitStack()
     try:
-        browser = Browser(width=1300, height=1000).__enter__()
+        b = stack.enter_context(Browser(width=1300, height=1000))  # one Chromium, closed when the test ends
     except BrowserUnavailable as exc:
         pytest.skip(str(exc))
-    with browser as b:
+    with stack:
         b.open(page.as_uri())
         frame = b.wait_for_frame(lambda ctx: b.evaluate("location.href", ctx) == "about:srcdoc")
         assert b.wait_until(PLOTS_DONE, frame) >= 3

@@ -225,3 +225,11 @@ def test_report_section_draws_workers_against_samples_per_s():
     solid, ceiling = fig["data"]
     assert solid["x"] == [0, 1, 2] and solid["y"] == [100.0, 180.0, 190.0]
     assert ceiling["y"] == [200.0] * 3 and ceiling["line"]["dash"] == "dot"
+
+
+def test_without_pillow_a_picture_case_is_skipped_naming_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    r = run_case(CaseSpec.make("input_pipeline", "torch", "cpu", "float32", TINY), SETTINGS)
+    assert r.status == "skipped" and "gpubench[pipeline]" in r.error

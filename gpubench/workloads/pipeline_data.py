@@ -64,9 +64,20 @@ def make_plan(seed: int, positions: int, count: int, stored: int, crop: int) -> 
     return Plan(index, top, left, flip)
 
 
+def pillow():
+    """Pillow's ``Image`` module; :class:`~gpubench.errors.Unavailable` (a skip naming the extra) without it."""
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        from gpubench.errors import Unavailable
+
+        raise Unavailable("input_pipeline: the picture set needs Pillow: pip install 'gpubench[pipeline]'") from exc
+    return Image
+
+
 def synthetic_image(rng: np.random.Generator, size: int) -> np.ndarray:
     """One ``size × size`` RGB uint8 picture: a smooth colour field, a few shapes and fine texture."""
-    from PIL import Image
+    Image = pillow()  # noqa: N806 - the module's own name
 
     coarse = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
     field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float32)
@@ -81,7 +92,7 @@ def synthetic_image(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def synthetic_images(seed: int, count: int, size: int, fmt: str) -> tuple[list[bytes], np.ndarray]:
     """``count`` encoded pictures (``jpeg`` or ``png``) and their labels, from ``seed``."""
-    from PIL import Image
+    Image = pillow()  # noqa: N806 - the module's own name
 
     rng = np.random.default_rng([seed, 12])
     encoded = []
@@ -99,7 +110,7 @@ def synthetic_images(seed: int, count: int, size: int, fmt: str) -> tuple[list[b
 
 def decode(data: bytes) -> np.ndarray:
     """An encoded picture as ``(H, W, 3)`` uint8 (Pillow's decoder)."""
-    from PIL import Image
+    Image = pillow()  # noqa: N806 - the module's own name
 
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))
