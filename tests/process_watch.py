@@ -36,9 +36,11 @@ class ProcessWatch:
                 # multiprocessing's resource tracker serves this test process for its whole life.
                 if "resource_tracker" in cmd and p.ppid() == self.me.pid:
                     continue
-                if (p.pid, p.create_time()) in self.before:
+                created = p.create_time()
+                if (p.pid, created) in self.before:
                     continue
-                self.seen.setdefault(p.pid, (p.create_time(), cmd))
+                # The latest command line: a process seen between its fork and its exec still shows its parent's.
+                self.seen[p.pid] = (created, cmd)
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 pass
 
