@@ -39,8 +39,10 @@ class ProcessWatch:
                 created = p.create_time()
                 if (p.pid, created) in self.before:
                     continue
-                # The latest command line: a process seen between its fork and its exec still shows its parent's.
-                self.seen[p.pid] = (created, cmd)
+                # The latest command line: a process seen between its fork and its exec still shows its parent's;
+                # one that is exiting shows none (keep what it was).
+                if cmd or p.pid not in self.seen:
+                    self.seen[p.pid] = (created, cmd)
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 pass
 
