@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 
 #: Environment variable through which ``gpubench run`` tells a worker its pid (for :func:`die_with_parent`).
@@ -85,21 +86,31 @@ def become_subreaper() -> bool:
         return False
 
 
-def _parents() -> dict[int, int]:
-    """Every process's parent, from ``/proc/PID/stat`` (empty where there is no ``/proc``)."""
-    out: dict[int, int] = {}
+def _proc_files(leaf: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, contents of /proc/PID/leaf)`` of every process ``/proc`` shows and lets this one read (none
+    where there is no ``/proc``)."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return out
+        return
     for name in names:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            out[int(name)] = int(stat.rpartition(b")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{name}/{leaf}", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        yield int(name), data
+
+
+def _parents() -> dict[int, int]:
+    """Every process's parent, from ``/proc/PID/stat`` (empty where there is no ``/proc``)."""
+    out: dict[int, int] = {}
+    for pid, stat in _proc_files("stat"):
+        try:
+            out[pid] = int(stat.rpartition(b")")[2].split()[1])
+        except (ValueError, IndexError):
             continue
     return out
 
@@ -175,25 +186,10 @@ def kill_descendants() -> set[int]:
 
 def processes_with_token(token: str) -> set[int]:
     """The processes whose environment holds ``WORKER_TOKEN_ENV=token`` (those of this user that ``/proc`` shows)."""
-    needle = f"{WORKER_TOKEN_ENV}={token}".encode()
-    out: set[int] = set()
     if not token:
-        return out
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            out.add(int(name))
-    return out
+        return set()
+    needle = f"{WORKER_TOKEN_ENV}={token}".encode()
+    return {pid for pid, env in _proc_files("environ") if needle in env.split(b"\0")}
 
 
 def kill_token(token: str) -> set[int]:
