@@ -291,11 +291,66 @@ def test_a_postgresql_connection_lost_between_writes_is_opened_again(postgres_cl
 def _writer(location, n, barrier):
     store = open_store(location)
     run = store.begin_run("concurrent")
-    barrier.wait()
+    barrier.wait(timeout=120)  # a writer that failed to open breaks the barrier, rather than hanging the others
     for i in range(n):
         store.add_result(run, result(i))
     store.finish_run(run)
     store.close()
+
+
+def test_a_sqlite_store_another_process_creates_while_this_one_looks_is_opened(tmp_path, monkeypatch):
+    """Two runs start on a new store file at once. The other one commits the new store between this one's two
+    looks at the file (its tables, its version): this one must open that store, not call it another database."""
+    path = tmp_path / "s.sqlite"
+    real = SQLiteStore._connect_reader
+
+    class Answer:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def fetchone(self):
+            return self.rows[0] if self.rows else None
+
+        def fetchall(self):
+            return self.rows
+
+        def __iter__(self):
+            return iter(self.rows)
+
+    class Between:
+        """A reader connection that lets the other process commit its store after the first statement."""
+
+        def __init__(self, db):
+            self.db, self.statements = db, 0
+
+        def execute(self, *args):
+            cursor = self.db.execute(*args)
+            out = Answer(cursor.fetchall())  # the statement is done before the other process writes
+            cursor.close()
+            self.statements += 1
+            if self.statements == 1:
+                monkeypatch.setattr(SQLiteStore, "_connect_reader", real)
+                other = open_store(path)
+                other.finish_run(other.begin_run("other process"))
+                other.close()
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    def reader(self):
+        return Between(real(self))
+
+    # The file must hold something for the opener to look at it first: a store with no tables yet, as the other
+    # process leaves it while it waits for its migration lock.
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 0")
+    db.execute("CREATE TABLE scratch (x)")
+    db.execute("DROP TABLE scratch")
+    db.close()
+    monkeypatch.setattr(SQLiteStore, "_connect_reader", reader)
+    with open_store(path) as store:
+        assert [r.suite for r in store.runs()] == ["other process"]
 
 
 @pytest.mark.parametrize("writers", [2, 8])

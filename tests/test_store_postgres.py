@@ -131,3 +131,27 @@ def test_a_store_that_cannot_be_reached_is_one_line(cli):
     code, out, err = cli("runs", "--store", f"postgresql://nobody:{PASSWORD}@/nothing?host=/nonexistent-dir")
     assert code == 1 and err.count("\n") == 1 and err.startswith("gpubench: error: cannot open store")
     assert PASSWORD not in err
+
+
+def test_a_store_another_machine_creates_while_this_one_looks_is_opened(postgres_url, monkeypatch):
+    """Two runners start on a fresh database at once. The other one commits the new store between this one's
+    first and second look at the catalog: this one must open that store, not call it somebody else's tables."""
+    from gpubench.store.postgres import PostgresStore
+
+    real = PostgresStore._scalar
+    looked: list[str] = []
+
+    def scalar(self, sql, params=()):
+        out = real(self, sql, params)
+        if not looked and "to_regclass" in sql:
+            looked.append(sql)
+            with monkeypatch.context() as m:  # the other machine, in between
+                m.setattr(PostgresStore, "_scalar", real)
+                other = open_store(postgres_url)
+                other.finish_run(other.begin_run("other machine"))
+                other.close()
+        return out
+
+    monkeypatch.setattr(PostgresStore, "_scalar", scalar)
+    with open_store(postgres_url) as store:
+        assert looked and [r.suite for r in store.runs()] == ["other machine"]

@@ -85,13 +85,22 @@ class PostgresStore(ResultStore):
 
     def _version(self) -> int | None:
         """The schema version, or None where the database has no gpubench store."""
-        if self._scalar("SELECT to_regclass('gpubench_schema') IS NOT NULL"):
-            return int(self._scalar("SELECT version FROM gpubench_schema"))
-        return None
+        return self._state()[0]
 
-    def _check_version(self, version: int | None, create: bool) -> None:
+    def _state(self) -> tuple[int | None, bool]:
+        """The schema version (None where there is no gpubench store) and whether a table named ``runs`` exists.
+
+        ``runs`` is looked up first. A store's schema table and its tables are created in one transaction, so once
+        ``runs`` is seen the schema table is seen too; read the other way round, a store that another machine
+        committed between the two reads would look like somebody else's ``runs`` table."""
+        has_runs = bool(self._scalar("SELECT to_regclass('runs') IS NOT NULL"))
+        if self._scalar("SELECT to_regclass('gpubench_schema') IS NOT NULL"):
+            return int(self._scalar("SELECT version FROM gpubench_schema")), has_runs
+        return None, has_runs
+
+    def _check_version(self, version: int | None, has_runs: bool, create: bool) -> None:
         if version is None:
-            if self._scalar("SELECT to_regclass('runs') IS NOT NULL"):
+            if has_runs:
                 raise UsageError(f"{self.location} is not a gpubench store (it has a 'runs' table of its own; give "
                                  "gpubench a database or schema of its own)")
             if self.readonly or not create:
@@ -101,8 +110,8 @@ class PostgresStore(ResultStore):
                                 f"({SCHEMA_VERSION}): upgrade gpubench")
 
     def _open(self, create: bool) -> None:
-        version = self._version()
-        self._check_version(version, create)
+        version, has_runs = self._state()
+        self._check_version(version, has_runs, create)
         if not self.readonly:
             if version != SCHEMA_VERSION:
                 self._migrate(create)
@@ -124,8 +133,8 @@ class PostgresStore(ResultStore):
 
     def _migrate_locked(self, create: bool) -> None:
         with self.transaction():
-            version = self._version()  # re-read: another machine may have migrated meanwhile
-            self._check_version(version, create)
+            version, has_runs = self._state()  # re-read: another machine may have migrated meanwhile
+            self._check_version(version, has_runs, create)
             if version is None:
                 self._write("CREATE TABLE gpubench_schema (version INTEGER NOT NULL)")
                 self._write("INSERT INTO gpubench_schema (version) VALUES (0)")

@@ -137,12 +137,17 @@ class SQLiteStore(ResultStore):
 
     # --- opening -------------------------------------------------------------------------------
     def _check_version(self, db: sqlite3.Connection) -> int:
-        """The schema version; refuse a newer one and a database that is not a gpubench store."""
+        """The schema version; refuse a newer one and a database that is not a gpubench store.
+
+        The tables are counted before the version is read: a store's tables and its version are committed in one
+        transaction, so tables seen first come with their version; read the other way round, a store that another
+        process created between the two reads would look like a database with other tables."""
+        has_tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise GpubenchError(f"store {self.path} has schema {version}, newer than this gpubench "
                                 f"({SCHEMA_VERSION}): upgrade gpubench")
-        if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if version == 0 and has_tables:
             raise UsageError(f"{self.path} is not a gpubench store (an SQLite database with other tables)")
         return version
 
