@@ -21,6 +21,20 @@ def _reference_cache(tmp_path_factory):
     yield
 
 
+#: Harness settings for tests that check answers and records, not timings: a few samples within milliseconds.
+TINY_SETTINGS = dict(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samples=10, budget_s=0.02)
+
+
+@pytest.fixture
+def weight_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh cache for the inference models' weights and exports (and no weights kept in memory from other tests)."""
+    from gpubench.workloads.models import weights as weights_module
+
+    monkeypatch.setenv("GPUBENCH_REFCACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights_module, "_MEMORY", {})
+    return tmp_path / "cache"
+
+
 @pytest.fixture
 def store_path(tmp_path, monkeypatch) -> Path:
     """A fresh store path, also exported as GPUBENCH_STORE."""

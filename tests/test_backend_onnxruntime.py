@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
+from conftest import TINY_SETTINGS  # noqa: E402
+
 from gpubench.backends import get_backend  # noqa: E402
 from gpubench.backends.onnxruntime_backend import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E402
 from gpubench.backends.onnxruntime_backend import export as export_module  # noqa: E402
@@ -22,14 +24,7 @@ from gpubench.ops import DeviceInfo  # noqa: E402
 from gpubench.records import CaseSpec  # noqa: E402
 from gpubench.workloads.models import weights as weights_module  # noqa: E402
 
-TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samples=10, budget_s=0.02)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUBENCH_REFCACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(weights_module, "_MEMORY", {})
-    return tmp_path / "cache"
+TINY = HarnessSettings(**TINY_SETTINGS)
 
 
 def case(model="mlp", batch=2, device="cpu", dtype="float32"):
@@ -45,7 +40,7 @@ def test_registered_through_the_public_entry_point():
     assert backend.devices()[0].id == "cpu" and backend.devices()[0].dtypes == ("float32",)
 
 
-def test_cpu_provider_runs_the_exported_model_once_for_every_batch(cache):
+def test_cpu_provider_runs_the_exported_model_once_for_every_batch(weight_cache):
     r = case(batch=2)
     assert r.status == "ok", (r.error, r.metrics.get("traceback"))
     assert r.rel_error <= r.tolerance
@@ -60,7 +55,7 @@ def test_cpu_provider_runs_the_exported_model_once_for_every_batch(cache):
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp" or p.name.endswith(".tmp")] == []
 
 
-def test_a_damaged_cached_model_is_exported_again(cache):
+def test_a_damaged_cached_model_is_exported_again(weight_cache):
     path = export_module.onnx_path("mlp", 0, "float32")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00garbage")
@@ -69,13 +64,13 @@ def test_a_damaged_cached_model_is_exported_again(cache):
     assert path.stat().st_size > 1000
 
 
-def test_exporting_without_torch_is_a_skip_naming_it(cache, monkeypatch):
+def test_exporting_without_torch_is_a_skip_naming_it(weight_cache, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     with pytest.raises(Unavailable, match="needs torch"):
         export_module.exported("mlp", 0, "float32", {})
 
 
-def test_cuda_without_the_cuda_provider_is_a_skip(cache):
+def test_cuda_without_the_cuda_provider_is_a_skip(weight_cache):
     backend = get_backend("onnxruntime")
     backend.load()
     if CUDA_PROVIDER in backend.providers():
@@ -110,7 +105,7 @@ def test_a_cuda_session_that_fell_back_to_the_cpu_is_a_skip(tmp_path):
     assert sess.asked == [CPU_PROVIDER]
 
 
-def test_export_is_the_same_function_as_the_torch_module(cache):
+def test_export_is_the_same_function_as_the_torch_module(weight_cache):
     import onnxruntime as ort
     import torch
 

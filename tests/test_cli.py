@@ -3,12 +3,12 @@
 import csv
 import io
 import json
-import re
 import subprocess
 import sys
 
 import pytest
 from conftest import run_gpubench
+from terminal import table_cells
 
 from gpubench.export import EXPORT_SCHEMA_VERSION, FIELDS
 
@@ -26,19 +26,6 @@ def test_help_and_version():
     proc = run_gpubench("--help")
     assert proc.returncode == 0 and "run" in proc.stdout and "export" in proc.stdout
     assert run_gpubench("--version").stdout.startswith("gpubench ")
-
-
-def _table_cells(text: str) -> list[list[str]]:
-    """The cells of the first terminal table in ``text``, cut at the columns its rule line marks."""
-    lines = text.splitlines()
-    rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
-    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
-    body = []
-    for line in lines[rule + 1:]:
-        if not line.strip():
-            break
-        body.append([line[a:b].strip() for a, b in spans])
-    return body
 
 
 def test_run_show_export_numpy(store_path, cli, tmp_path):
@@ -95,7 +82,7 @@ def test_run_show_export_numpy(store_path, cli, tmp_path):
     # The table shows the same speedups, one line per case.
     code, out, _ = cli("show")
     assert code == 0
-    shown = {(c[0], c[1], c[2]): c for c in _table_cells(out)}
+    shown = {(c[0], c[1], c[2]): c for c in table_cells(out)}
     for r in ok:
         cells = shown[(r["workload"], r["size"], r["implementation"])]
         assert cells[9] == f"{r['speedup']:.2f}×"
@@ -148,7 +135,7 @@ def test_list_shows_availability_and_reasons(cli, monkeypatch, tmp_path):
     code, out, _ = cli("list", "backends")
     assert code == 0
     rows: dict[str, list[list[str]]] = {}
-    for cells in _table_cells(out):
+    for cells in table_cells(out):
         rows.setdefault(cells[0], []).append(cells)
     assert rows["absent"] == [["absent", "no", "cpu", "-", "absent: needs the frobnicator 3 (pip install frobnicator)"]]
     assert rows["present"] == [["present", "yes", "cpu (present cpu)", "float64,float32", "saxpy"]]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_gpubench
+from terminal import table_cells
 
 from gpubench.tables import fmt_time
 
@@ -34,19 +35,6 @@ def _page_data(path: Path) -> dict:
     """The figures and case table a report carries as JSON."""
     found = re.search(r'<script type="application/json" id="gpubench-data">(.*?)</script>', path.read_text(), re.S)
     return json.loads(found.group(1))
-
-
-def _table(text: str) -> list[list[str]]:
-    """The body cells of the first terminal table in ``text``, cut at the columns of its rule line."""
-    lines = text.splitlines()
-    rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
-    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
-    body = []
-    for line in lines[rule + 1:]:
-        if not line.strip():
-            break
-        body.append([line[a:b].strip() for a, b in spans])
-    return body
 
 
 def test_workload_plugin_runs_on_builtin_backends(scan_env, store_path, tmp_path):
@@ -96,7 +84,7 @@ def test_results_of_a_missing_workload_plugin_still_read(scan_env, store_path, t
 
     proc = run_gpubench("show")  # the plug-in is not on the path any more
     assert proc.returncode == 0, proc.stderr
-    (line,) = [cells for cells in _table(proc.stdout) if cells[0] == "scan"]
+    (line,) = [cells for cells in table_cells(proc.stdout) if cells[0] == "scan"]
     assert line[1:7] == ["n=4096", "numpy", "cpu", "float32", "ok", fmt_time(case["median_s"])]
     assert line[9] == "1.00×"
 

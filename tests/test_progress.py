@@ -3,10 +3,10 @@ bar: elapsed and estimated time left, skips collapsed per backend and reason, fa
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
+from terminal import FakeStream
 
 from gpubench.progress import (
     Progress,
@@ -17,18 +17,6 @@ from gpubench.progress import (
     progress_kind,
 )
 from gpubench.records import CaseResult, CaseSpec
-
-
-class FakeStream(io.StringIO):
-    def __init__(self, tty: bool = False):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-    def fileno(self) -> int:
-        raise OSError("no terminal")  # the width then comes from $COLUMNS
 
 
 def spec(backend: str = "numpy", device: str = "cpu", size: int = 64, variant: str | None = None) -> CaseSpec:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
@@ -15,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import run_gpubench  # noqa: E402
 from synthetic_results import environment, samples  # noqa: E402
+from terminal import FakeStream  # noqa: E402
 
 from gpubench.progress import Progress  # noqa: E402
 from gpubench.records import CaseResult, CaseSpec  # noqa: E402
@@ -54,18 +54,6 @@ def run_info(env: dict) -> RunInfo:
 
 
 # --- progress ---------------------------------------------------------------------------------------
-
-
-class FakeStream(io.StringIO):
-    def __init__(self, tty: bool = False):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-    def fileno(self) -> int:
-        raise OSError("no terminal")  # the width then comes from $COLUMNS
 
 
 @pytest.mark.parametrize("tty", [False, True])

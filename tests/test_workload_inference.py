@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TINY_SETTINGS
 
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings
@@ -25,15 +26,7 @@ from gpubench.workloads.models import MODELS, gpt_shapes, parameter_count, resne
 from gpubench.workloads.models import weights as weights_module
 from gpubench.workloads.models.forward import conv_nhwc, forward, max_pool_nhwc
 
-TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samples=10, budget_s=0.02)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A fresh weight cache (and no weights kept in memory from other tests)."""
-    monkeypatch.setenv("GPUBENCH_REFCACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(weights_module, "_MEMORY", {})
-    return tmp_path / "cache"
+TINY = HarnessSettings(**TINY_SETTINGS)
 
 
 @pytest.fixture
@@ -76,10 +69,10 @@ def test_numpy_conv_and_pool_match_a_direct_loop():
 
 
 # --- weights ----------------------------------------------------------------------------------------------
-def test_weights_are_drawn_from_the_seed_and_cached_once(cache):
+def test_weights_are_drawn_from_the_seed_and_cached_once(weight_cache):
     w = weights_module.load_weights("cnn", 3)
     path = weights_module.weights_path("cnn", 3)
-    assert path.parent == cache / "weights" and path.exists()
+    assert path.parent == weight_cache / "weights" and path.exists()
     assert {k: v.shape for k, v in w.items()} == shapes("cnn")
     assert all(np.any(v != 0) for v in w.values())  # biases too: a dropped bias fails the check
     stamp = path.stat().st_mtime_ns
@@ -88,10 +81,10 @@ def test_weights_are_drawn_from_the_seed_and_cached_once(cache):
     assert path.stat().st_mtime_ns == stamp  # read back, not made again
     assert all(np.array_equal(w[k], again[k]) for k in w)
     assert not np.array_equal(weights_module.make_weights("cnn", 4)["c1"], w["c1"])
-    assert list((cache / "weights").iterdir()) == [path]  # no temporary file left behind
+    assert list((weight_cache / "weights").iterdir()) == [path]  # no temporary file left behind
 
 
-def test_a_damaged_weight_file_is_made_again(cache):
+def test_a_damaged_weight_file_is_made_again(weight_cache):
     path = weights_module.weights_path("mlp", 0)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a zip file")
@@ -118,7 +111,7 @@ def test_params_are_checked(wl):
     assert wl.per_call_latency and wl.report_section == "inference"
 
 
-def test_every_backend_answers_the_same_requests(wl, cache):
+def test_every_backend_answers_the_same_requests(wl, weight_cache):
     params = wl.normalize_params({"model": "mlp", "batch": 5})
     a = wl.make_inputs(params, "float32", np.random.default_rng(1))
     b = wl.make_inputs(params, "float32", np.random.default_rng(2))
@@ -128,7 +121,7 @@ def test_every_backend_answers_the_same_requests(wl, cache):
 
 
 @pytest.mark.parametrize("dtype, grid", [("bfloat16", 2 ** 16), ("float16", None)])
-def test_weights_and_images_are_rounded_to_the_dtype(wl, cache, dtype, grid):
+def test_weights_and_images_are_rounded_to_the_dtype(wl, weight_cache, dtype, grid):
     params = wl.normalize_params({"model": "cnn", "batch": 2})
     w = case_weights(wl.make_inputs(params, dtype, None))["c2"]
     assert w.dtype == np.float32
@@ -157,7 +150,7 @@ def test_check_reads_the_checked_rows_and_refuses_a_wrong_shape(wl):
     assert wl.check(out[:10], ref, params, "float32")[0] == math.inf
 
 
-def test_reference_is_the_numpy_forward_in_float64(wl, cache):
+def test_reference_is_the_numpy_forward_in_float64(wl, weight_cache):
     params = wl.normalize_params({"model": "cnn", "batch": 3})
     inputs = wl.make_inputs(params, "float32", None)
     ref = wl.reference(inputs, params)
@@ -269,14 +262,14 @@ def assert_ok(r, batch=2):
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_numpy_runs(cache, model):
+def test_numpy_runs(weight_cache, model):
     r = run("numpy", model)
     assert_ok(r)
     assert r.metrics["memory_method"].startswith("tracemalloc")
 
 
 @pytest.mark.parametrize("model, dtype", [("mlp", "float32"), ("cnn", "bfloat16")])
-def test_torch_eager_runs(cache, model, dtype):
+def test_torch_eager_runs(weight_cache, model, dtype):
     pytest.importorskip("torch")
     r = run("torch", model, dtype=dtype)
     assert_ok(r)
@@ -284,32 +277,32 @@ def test_torch_eager_runs(cache, model, dtype):
 
 
 @pytest.mark.slow
-def test_torch_compile_runs(cache):
+def test_torch_compile_runs(weight_cache):
     pytest.importorskip("torch")
     assert_ok(run("torch", "mlp", variant="compile"))
 
 
-def test_torch_graph_variant_on_the_cpu_is_a_skip(cache):
+def test_torch_graph_variant_on_the_cpu_is_a_skip(weight_cache):
     pytest.importorskip("torch")
     r = run("torch", "mlp", variant="graph")
     assert r.status == "skipped" and "runs on cuda devices only" in r.error
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_jax_and_tensorflow_run(cache, backend):
+def test_jax_and_tensorflow_run(weight_cache, backend):
     pytest.importorskip(backend)
     assert_ok(run(backend, "cnn"))
 
 
 @pytest.mark.slow
-def test_resnet18_on_torch_is_the_numpy_reference(cache):
+def test_resnet18_on_torch_is_the_numpy_reference(weight_cache):
     pytest.importorskip("torch")
     r = run("torch", "resnet18", batch=1)
     assert_ok(r, batch=1)
     assert r.rel_error < 1e-5
 
 
-def test_an_unknown_dtype_for_a_backend_is_a_skip(cache):
+def test_an_unknown_dtype_for_a_backend_is_a_skip(weight_cache):
     r = run("numpy", "mlp", dtype="bfloat16")
     assert r.status == "skipped" and "bfloat16" in r.error
 
@@ -341,7 +334,7 @@ def test_resnet18_matches_torchvision_where_it_imports():
     torch.testing.assert_close(reference(x), ours(x))
 
 
-def test_gpt_module_is_the_numpy_forward(cache):
+def test_gpt_module_is_the_numpy_forward(weight_cache):
     torch = pytest.importorskip("torch")
     from gpubench.backends.torch_backend.inference_nets import build_net
 
