@@ -131,6 +131,22 @@ def test_include_transfer_copies_run_through_the_slots(backend):
         assert "host→device" in wrapped.metrics["include_transfer"]
 
 
+def test_include_transfer_of_an_op_whose_output_its_first_call_makes(backend):
+    """The matmul op makes its output on its first call (the case's checked call), not when it is built: the
+    end-to-end wrapper makes one, outside the timing, to size the host buffer it copies into."""
+    from dataclasses import replace
+
+    from gpubench.backends.transfer_wrap import end_to_end
+
+    backend, spec, device, params, inputs = built(backend, "matmul", {"m": 4, "n": 3, "k": 5, "include_transfer": True})
+    with backend.case_scope(spec, device):
+        op = backend._ops_module("matmul").build(backend, spec, params, inputs, device)
+        assert op.device_output() is None  # nothing ran at build time
+        wrapped = end_to_end(backend, spec, op, inputs, replace(device, kind="accelerator"))
+        wrapped.call()
+        np.testing.assert_allclose(wrapped.result(), inputs["a"] @ inputs["b"], rtol=1e-5)
+
+
 def test_copy_in_and_copy_out_convert_bfloat16(backend):
     from gpubench.backends.jax_backend import DeviceSlot
 
