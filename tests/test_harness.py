@@ -147,6 +147,21 @@ def test_device_event_timer_reads_the_events_not_the_host():
     assert seconds == pytest.approx(3 * 1.5 / 1e3) and timer.name == "cuda_event"
 
 
+def test_default_warm_up_is_one_call_after_the_first_for_a_long_call_and_a_tenth_of_a_second_for_a_short_one():
+    """The defaults: a call that lasts a second gets one warm-up call after the checked one (its one-time costs)
+    and samples from the third call on; a 1 ms call is warmed for the 0.1 s of ``warmup_s``, about 100 calls."""
+    s = HarnessSettings()
+    slow = FakeClock(lambda i: 3.0 if i == 0 else 1.0)  # a second-call cost would show as a slow second call
+    m = measure(noop, slow, s, now=slow.now, first_call_s=2.5)
+    assert m.warmup_calls == 2 and slow.numbers[:2] == [1, 1] and len(m.samples) == s.min_samples
+    second = FakeClock(lambda i: 2.0 if i == 0 else 1.0)  # the call after the checked one still slow: not sampled
+    m = measure(noop, second, s, now=second.now, first_call_s=3.0)
+    assert max(m.samples) == pytest.approx(1.0)
+    quick = FakeClock(lambda i: 1e-3)
+    m = measure(noop, quick, s, now=quick.now, first_call_s=0.5)
+    assert 95 <= m.warmup_calls <= 105
+
+
 def test_a_verification_call_already_made_is_the_first_warm_up_call_and_long_calls_need_no_calibration():
     """A 50 ms op: the case path's verification call (its one-time costs) counts as the first warm-up call,
     and warm-up calls that each lasted a whole sample prove one call per sample without another call."""

@@ -17,6 +17,13 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# An inner pytest run (pytester) drops from sys.modules what it imported, and torch cannot be imported a second time
+# in one process: imported here, before any inner run, it stays imported for the tests that run after these.
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
 FAKE_BACKENDS = '''
 import time
 
