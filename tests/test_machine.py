@@ -667,8 +667,9 @@ def test_the_sampler_thread_samples_during_a_long_window():
     assert len(series) >= 3 and all(p["sm_mhz"] == 1980 and p["throttle"] == 0x20 for p in series)
     assert all("other_cores" in p for p in series) and series == sorted(series, key=lambda p: p["t"])
     reads = names(fake).count("nvmlDeviceGetTotalEnergyConsumption")
-    # Every read but the support check at attach adds 10 mJ: start, one per sampler step, end.
-    assert reads - 1 >= len(series) + 2
+    # Every read but the support check at attach adds 10 mJ: start, one per sampler step, end. A step under way
+    # when the window closes still adds its point, but no energy (the meter has finished): one point at most.
+    assert reads - 1 >= len(series) + 1
     assert energy["joules"] == pytest.approx((reads - 2) * 0.010)
     assert energy["joules_per_call"] == pytest.approx(energy["joules"] / 1000)
     assert "throttled" in flags and m["gpu"]["throttle"] == ["sw_thermal_slowdown"]  # (busy: the shared machine)
