@@ -192,3 +192,18 @@ def test_include_transfer_times_copies_not_conversions(dtype, monkeypatch):
     assert rel <= tol
     itemsize = 2 if dtype != "float32" else 4
     assert f"({(9 * 5 + 5 * 7) * itemsize} bytes, pageable)" in op.metrics["include_transfer"]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_include_transfer_of_a_conv_whose_first_call_makes_its_output(layout):
+    """Nothing runs when the conv is built (its checked call is its first run), so the end-to-end wrapper makes
+    the output it sizes its host buffer by, in either layout, and every call then copies and computes."""
+    backend = FakeGpuTorch()
+    conv = dict(n=1, c=2, h=6, w=6, k=3, r=3, s=3, padding=1, layout=layout, include_transfer=True)
+    wl, spec, params, inputs = bound(backend, "conv2d", conv)
+    ref = wl.reference(inputs, params)
+    with backend.case_scope(spec, gpu(1)):
+        op = backend.build(spec, params, inputs, gpu(1))
+        op.call()
+        rel, tol = wl.check(op.result(), ref, params, "float32")
+    assert rel <= tol and "host→device" in op.metrics["include_transfer"]

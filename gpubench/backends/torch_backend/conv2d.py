@@ -36,7 +36,7 @@ def build(backend, spec, params, inputs, device):
 
     def output():
         y = holder[0]
-        return y.permute(0, 2, 3, 1) if nhwc else y
+        return y.permute(0, 2, 3, 1) if nhwc and y is not None else y
 
     return BoundOp(call=call, result=lambda: backend.download(output().contiguous()), timer=backend.timer(device),
                    device_inputs={"x": x_dev}, device_output=output,
