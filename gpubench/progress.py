@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from gpubench.records import CaseResult, CaseSpec
+from gpubench.textout import isatty, raw_stream
 
 #: Line width when the stream is not a terminal and ``$COLUMNS`` is not set.
 DEFAULT_WIDTH = 160
@@ -61,7 +62,7 @@ class Progress:
     def __init__(self, stream: TextIO, width: int = 24, clock: Callable[[], float] = time.monotonic,
                  start: float | None = None, tty: bool | None = None):
         self.stream = stream
-        self.tty = _isatty(stream) if tty is None else tty
+        self.tty = isatty(stream) if tty is None else tty
         """Redraw one bar in place (a terminal) rather than write a line per case."""
         self.width = width
         self.clock = clock
@@ -165,8 +166,6 @@ class TqdmProgress(Progress):
 
     def __init__(self, stream: TextIO, notebook: bool = False, clock: Callable[[], float] = time.monotonic,
                  start: float | None = None):
-        from gpubench.textout import raw_stream
-
         super().__init__(stream, clock=clock, start=start, tty=False)
         # tqdm redraws with carriage returns and clears its line before a write: it gets the stream itself, and
         # every text it is given is made safe here (visible, and in the stream's encoding).
@@ -237,13 +236,6 @@ class TqdmProgress(Progress):
             pass
 
 
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def _found(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -279,8 +271,6 @@ def progress_kind(stream: TextIO, *, environ: Mapping[str, str] | None = None, n
     terminal ``tqdm`` when installed, else ``bar``. ``notebook``, ``tqdm`` and ``widgets`` default to what this
     process has (:func:`in_notebook`, whether ``tqdm`` and ``ipywidgets`` can be imported).
     """
-    from gpubench.textout import raw_stream
-
     if is_ci(environ):
         return "lines"
     has_tqdm = _found("tqdm") if tqdm is None else tqdm
@@ -288,7 +278,7 @@ def progress_kind(stream: TextIO, *, environ: Mapping[str, str] | None = None, n
         if not has_tqdm:
             return "lines"
         return "notebook" if (_found("ipywidgets") if widgets is None else widgets) else "tqdm"
-    if not _isatty(raw_stream(stream)):
+    if not isatty(raw_stream(stream)):
         return "lines"
     return "tqdm" if has_tqdm else "bar"
 
@@ -304,7 +294,5 @@ def make_progress(stream: TextIO, *, start: float | None = None, kind: str | Non
         try:
             return TqdmProgress(stream, notebook=kind == "notebook", clock=clock, start=start)
         except ImportError:  # a broken tqdm or widget install: the plain display still works
-            from gpubench.textout import raw_stream
-
-            kind = "bar" if _isatty(raw_stream(stream)) else "lines"
+            kind = "bar" if isatty(raw_stream(stream)) else "lines"
     return Progress(stream, clock=clock, start=start, tty=kind == "bar")

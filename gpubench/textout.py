@@ -150,7 +150,7 @@ class TerminalStream:
 
     def __init__(self, stream: TextIO):
         self.stream = stream
-        self._tty = _isatty(stream)
+        self._tty = isatty(stream)
 
     def write(self, text: str) -> int:
         """Write ``text`` made safe for a terminal; returns the length of ``text``."""
@@ -200,7 +200,7 @@ def write_data(text: str, stream: TextIO | None = None) -> None:
     raw = raw_stream(stream if stream is not None else sys.stdout)
     encoding = getattr(raw, "encoding", None)
     try:
-        if _isatty(raw):
+        if isatty(raw):
             TerminalStream(raw).write(text)
         elif text.isascii() or _codec(encoding).startswith("utf"):
             raw.write(text)
@@ -215,7 +215,8 @@ def write_data(text: str, stream: TextIO | None = None) -> None:
         raise GpubenchError(f"cannot write the output: {exc.strerror or exc}") from exc
 
 
-def _isatty(stream: TextIO) -> bool:
+def isatty(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (False for a stream that cannot say, or is closed)."""
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):
