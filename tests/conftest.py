@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gpubench.harness import HarnessSettings
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
@@ -22,7 +24,7 @@ def _reference_cache(tmp_path_factory):
 
 
 #: Harness settings for tests that check answers and records, not timings: a few samples within milliseconds.
-TINY_SETTINGS = dict(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samples=10, budget_s=0.02)
+TINY = HarnessSettings(warmup_s=0.0, warmup_min_calls=1, min_samples=3, max_samples=10, budget_s=0.02)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
-from conftest import TINY_SETTINGS  # noqa: E402
+from conftest import TINY  # noqa: E402
 
 from gpubench.backends import get_backend  # noqa: E402
 from gpubench.backends.onnxruntime_backend import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E402
@@ -19,12 +19,9 @@ from gpubench.backends.onnxruntime_backend import export as export_module  # noq
 from gpubench.backends.onnxruntime_backend.inference import session  # noqa: E402
 from gpubench.case import run_case  # noqa: E402
 from gpubench.errors import Unavailable  # noqa: E402
-from gpubench.harness import HarnessSettings  # noqa: E402
 from gpubench.ops import DeviceInfo  # noqa: E402
 from gpubench.records import CaseSpec  # noqa: E402
 from gpubench.workloads.models import weights as weights_module  # noqa: E402
-
-TINY = HarnessSettings(**TINY_SETTINGS)
 
 
 def case(model="mlp", batch=2, device="cpu", dtype="float32"):

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY_SETTINGS
+from conftest import TINY
 
 from gpubench.errors import UsageError
 from gpubench.harness import HarnessSettings
@@ -25,8 +25,6 @@ from gpubench.workloads.inference import REFERENCE_FLOPS, case_weights, check_ro
 from gpubench.workloads.models import MODELS, gpt_shapes, parameter_count, resnet18_flops, resnet18_shapes, shapes
 from gpubench.workloads.models import weights as weights_module
 from gpubench.workloads.models.forward import conv_nhwc, forward, max_pool_nhwc
-
-TINY = HarnessSettings(**TINY_SETTINGS)
 
 
 @pytest.fixture
