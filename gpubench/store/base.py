@@ -533,6 +533,20 @@ CREATE UNIQUE INDEX runs_uuid ON runs(uuid);
 MIGRATION_STEPS = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
 
 
+#: The stored runs, with what their derived uuid is made from (:func:`derived_run_uuids`), in its order.
+RUNS_FOR_UUIDS = "SELECT id, started_at, host, pid, suite, label, baseline, command FROM runs ORDER BY id"
+
+
+def step_statements(step: str) -> Iterator[str | None]:
+    """One migration step's SQL statements in order, and None where its ``{fill}`` stands: there the store sets
+    every stored run's derived uuid (the runs read with :data:`RUNS_FOR_UUIDS`, :func:`derived_run_uuids`)."""
+    before, marker, after = step.partition("{fill}")
+    yield from (s for s in before.split(";") if s.strip())
+    if marker:
+        yield None
+    yield from (s for s in after.split(";") if s.strip())
+
+
 def migrations(types: dict[str, str]) -> dict[int, str]:
     """The schema's steps in one kind's SQL: ``types`` names ``ID``, ``INT`` and ``REAL`` (``{fill}`` is kept)."""
     out = {}

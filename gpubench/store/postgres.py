@@ -28,7 +28,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gpubench.errors import DiskFull, GpubenchError, StoreError, StoreReadOnly, UsageError
-from gpubench.store.base import SCHEMA_VERSION, DuplicateRun, ResultStore, derived_run_uuids, migrations
+from gpubench.store.base import (
+    RUNS_FOR_UUIDS,
+    SCHEMA_VERSION,
+    DuplicateRun,
+    ResultStore,
+    derived_run_uuids,
+    migrations,
+    step_statements,
+)
 from gpubench.store.kinds import default_location, redact
 
 #: MIGRATIONS[v] upgrades a store at schema version v to v + 1 (``{fill}``: the Python step of 4).
@@ -140,16 +148,12 @@ class PostgresStore(ResultStore):
                 self._write("INSERT INTO gpubench_schema (version) VALUES (0)")
                 version = 0
             while version < SCHEMA_VERSION:
-                before, _, after = MIGRATIONS[version].partition("{fill}")
-                for part, fill in ((before, version == 3), (after, False)):
-                    for statement in part.split(";"):
-                        if statement.strip():
-                            self._write(statement)
-                    if fill:
-                        rows = list(self._stream("SELECT id, started_at, host, pid, suite, label, baseline, command"
-                                                 " FROM runs ORDER BY id"))
-                        for run_uuid, run_id in derived_run_uuids(rows):
-                            self._write("UPDATE runs SET uuid = ? WHERE id = ?", (run_uuid, run_id))
+                for statement in step_statements(MIGRATIONS[version]):
+                    if statement is not None:
+                        self._write(statement)
+                        continue
+                    for run_uuid, run_id in derived_run_uuids(list(self._stream(RUNS_FOR_UUIDS))):
+                        self._write("UPDATE runs SET uuid = ? WHERE id = ?", (run_uuid, run_id))
                 version += 1
             self._write("UPDATE gpubench_schema SET version = ?", (version,))
 

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from gpubench.errors import DiskFull, GpubenchError, StoreDamaged, StoreError, StoreReadOnly, UsageError
-from gpubench.store.base import SCHEMA_VERSION, DuplicateRun, ResultStore, derived_run_uuids, migrations
+from gpubench.store.base import (
+    RUNS_FOR_UUIDS,
+    SCHEMA_VERSION,
+    DuplicateRun,
+    ResultStore,
+    derived_run_uuids,
+    migrations,
+    step_statements,
+)
 from gpubench.store.kinds import default_location, sqlite_path
 
 #: How long opening or writing a store waits for other processes that hold it, in seconds.
@@ -225,15 +233,12 @@ class SQLiteStore(ResultStore):
         try:
             version = self._check_version(db)  # re-read: another process may have migrated meanwhile
             while version < SCHEMA_VERSION:
-                before, _, after = MIGRATIONS[version].partition("{fill}")
-                for part, fill in ((before, version == 3), (after, False)):
-                    for statement in part.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    if fill:
-                        rows = db.execute("SELECT id, started_at, host, pid, suite, label, baseline, command"
-                                          " FROM runs ORDER BY id")
-                        db.executemany("UPDATE runs SET uuid = ? WHERE id = ?", derived_run_uuids(rows.fetchall()))
+                for statement in step_statements(MIGRATIONS[version]):
+                    if statement is not None:
+                        db.execute(statement)
+                        continue
+                    runs = db.execute(RUNS_FOR_UUIDS).fetchall()
+                    db.executemany("UPDATE runs SET uuid = ? WHERE id = ?", derived_run_uuids(runs))
                 version += 1
                 db.execute(f"PRAGMA user_version = {version}")
             db.execute("COMMIT")
